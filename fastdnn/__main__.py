@@ -1,0 +1,7 @@
+"""``python -m fastdnn`` runs the ``fastdnn`` command."""
+
+import sys
+
+from fastdnn.cli import main
+
+sys.exit(main())

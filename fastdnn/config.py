@@ -1,0 +1,69 @@
+"""Library-wide settings: float type, fastmath flags, compile cache, device.
+
+Settings that shape compiled kernels (fastmath, cache) are read once, when the kernel modules are
+imported, so they come from environment variables:
+
+- ``FASTDNN_FASTMATH``: comma-separated LLVM fast-math flags, ``0`` or ``none`` for strict IEEE.
+  ``nnan`` and ``ninf`` are refused: they would let the compiler delete the NaN checks that
+  ``TerminateOnNaN`` and the input validation rely on.
+- ``FASTDNN_CACHE``: ``0`` disables numba's on-disk cache of compiled kernels (on by default, so
+  only the first run on a machine pays the compile time).
+
+``floatx`` can be changed at run time with :func:`set_floatx`; it applies to models built after.
+"""
+
+import os
+
+import numpy as np
+
+_DEFAULT_FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
+_ALLOWED_FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc", "afn"})
+
+
+def _fastmath_from_env():
+    raw = os.environ.get("FASTDNN_FASTMATH")
+    if raw is None:
+        return set(_DEFAULT_FASTMATH)
+    raw = raw.strip().lower()
+    if raw in ("", "0", "none", "false", "off"):
+        return False
+    flags = {flag.strip() for flag in raw.split(",") if flag.strip()}
+    unknown = flags - _ALLOWED_FASTMATH
+    if unknown:
+        raise ValueError(
+            f"FASTDNN_FASTMATH: expected a subset of {sorted(_ALLOWED_FASTMATH)} "
+            f"(nnan/ninf are never allowed), received {sorted(unknown)}"
+        )
+    return flags
+
+
+#: Fast-math flags given to every CPU kernel (a set of LLVM flag names, or False).
+FASTMATH = _fastmath_from_env()
+
+#: Whether compiled kernels are cached on disk between processes.
+CACHE = os.environ.get("FASTDNN_CACHE", "1").strip().lower() not in ("0", "false", "off", "no")
+
+_FLOATX = "float32"
+_SUPPORTED_FLOATX = ("float32", "float64")
+
+
+def floatx():
+    """Return the default float type of parameters and activations, as a string."""
+    return _FLOATX
+
+
+def set_floatx(value):
+    """Set the default float type (``"float32"`` or ``"float64"``) for models built afterwards."""
+    global _FLOATX
+    name = np.dtype(value).name if _is_dtype_like(value) else value
+    if name not in _SUPPORTED_FLOATX:
+        raise ValueError(f"floatx: expected one of {_SUPPORTED_FLOATX}, received {value!r}")
+    _FLOATX = name
+
+
+def _is_dtype_like(value):
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Compiled kernels: ``cpu`` (numba ``@njit``), and later ``cuda`` twins with the same names."""

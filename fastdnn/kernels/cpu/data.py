@@ -1,0 +1,28 @@
+"""Data movement kernels: gathering a shuffled batch into a reused buffer."""
+
+import math
+
+from fastdnn.kernels.jit import jit
+
+
+@jit
+def take_rows(x, index, out):
+    """``out[k, :] = x[index[k], :]`` for a 2-D ``x`` (callers flatten trailing axes)."""
+    for k in range(index.shape[0]):
+        out[k, :] = x[index[k], :]
+
+
+@jit
+def take(x, index, out):
+    """``out[k] = x[index[k]]`` for a 1-D ``x`` (integer labels)."""
+    for k in range(index.shape[0]):
+        out[k] = x[index[k]]
+
+
+@jit
+def all_finite(flat):
+    """True when a 1-D float array holds no NaN or infinity (no temporary boolean array)."""
+    for i in range(flat.shape[0]):
+        if not math.isfinite(flat[i]):
+            return False
+    return True

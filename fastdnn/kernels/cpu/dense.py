@@ -1,0 +1,78 @@
+"""Dense (fully connected) kernels: BLAS for the products, everything around them fused.
+
+Forward:   z = x W + b,  y = f(z)
+Backward:  dL/dz = dL/dy * f'(z),  dL/dW = x^T dL/dz,  dL/db = sum_rows dL/dz,  dL/dx = dL/dz W^T
+
+``np.dot(a, b, out)`` inside ``@njit`` calls the same BLAS gemm as NumPy (scipy's OpenBLAS), writing
+straight into the caller's buffer; transposed operands are passed as views, not copies.
+"""
+
+import numpy as np
+
+from fastdnn.kernels.cpu.activation import LINEAR, SOFTMAX, activation_backward, forward_scalar, softmax_row
+from fastdnn.kernels.jit import jit
+
+
+@jit
+def bias_activation(z, b, code, alpha, y):
+    """In place ``z += b`` (if ``b`` is non-empty), then ``y = f(z)``; ``y`` may be ``z``."""
+    n, d = z.shape
+    if b.shape[0] > 0:
+        for i in range(n):
+            for j in range(d):
+                z[i, j] += b[j]
+    if code == LINEAR:
+        if y.ctypes.data != z.ctypes.data:
+            y[:, :] = z
+        return
+    if code == SOFTMAX:
+        for i in range(n):
+            softmax_row(z[i], y[i])
+        return
+    for i in range(n):
+        for j in range(d):
+            y[i, j] = forward_scalar(code, z[i, j], alpha)
+
+
+@jit
+def dense_forward(x, W, b, code, alpha, z, y):
+    """``z = x W + b`` and ``y = f(z)``. Pass ``z`` and ``y`` as one array when ``z`` need not be kept.
+
+    Parameters
+    ----------
+    x : (n, n_in) array;  W : (n_in, n_out);  b : (n_out,) or empty for no bias
+    code, alpha : activation code and slope (see ``activation``)
+    z, y : (n, n_out) outputs
+    """
+    np.dot(x, W, z)
+    bias_activation(z, b, code, alpha, y)
+
+
+@jit
+def dense_backward(x, W, z, y, dLdY, code, alpha, dLdZ, dW, db, dX, compute_dx):
+    """Gradients of a Dense layer, written into ``dLdZ``, ``dW``, ``db`` (if non-empty), ``dX``.
+
+    With ``code == LINEAR``, ``dLdY`` is used as ``dL/dz`` directly and ``dLdZ`` is not touched;
+    this is also how a loss fused with the output activation hands in ``dL/dz``.
+    ``dX`` is only written when ``compute_dx`` (the first layer of a model needs no input gradient).
+    """
+    if code == LINEAR:
+        g = dLdY
+    else:
+        activation_backward(code, z, y, dLdY, alpha, dLdZ)
+        g = dLdZ
+    np.dot(x.T, g, dW)
+    if db.shape[0] > 0:
+        column_sums(g, db)
+    if compute_dx:
+        np.dot(g, W.T, dX)
+
+
+@jit
+def column_sums(a, out):
+    """``out[j] = sum_i a[i, j]`` (row-major walk, so the inner loop vectorizes)."""
+    n, d = a.shape
+    out[:] = 0
+    for i in range(n):
+        for j in range(d):
+            out[j] += a[i, j]

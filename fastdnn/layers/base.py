@@ -1,0 +1,164 @@
+"""The Layer protocol: ``build(input_shape)``, ``forward(x, training)``, ``backward(dLdY)``, ``get_config()``.
+
+Shapes exclude the batch axis. ``forward`` and ``backward`` return views of buffers the layer reuses
+on its next call (no allocation per batch); ``layer(x)`` is the convenient form that builds on
+first use and returns a fresh array.
+"""
+
+import itertools
+import re
+
+import numpy as np
+
+from fastdnn import config, initializers, validation
+from fastdnn.buffers import BufferPool
+from fastdnn.registry import Registry
+
+registry = Registry("layer")
+
+_name_counters = {}
+
+
+def _unique_name(base):
+    counter = _name_counters.setdefault(base, itertools.count())
+    index = next(counter)
+    return base if index == 0 else f"{base}_{index}"
+
+
+def _snake_case(name):
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+class Layer:
+    """Base class of all layers.
+
+    Parameters
+    ----------
+    name : str, optional
+        Unique name; defaults to the snake-case class name with a counter (``dense_2``).
+    input_shape : tuple of int, optional
+        Sample shape of the input (without batch axis), for the first layer of a model.
+    trainable : bool
+        Whether the optimizer updates this layer's parameters.
+    """
+
+    def __init__(self, name=None, input_shape=None, trainable=True):
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"name: expected a non-empty string, received {validation.describe(name)}")
+        self.name = name or _unique_name(_snake_case(type(self).__name__))
+        self.input_shape = None if input_shape is None else validation.shape_tuple(input_shape, "input_shape")
+        self.trainable = validation.boolean(trainable, "trainable")
+        self.output_shape = None
+        self.built = False
+        self.dtype = None
+        self.params = {}
+        self.grads = {}
+        self.compute_input_grad = True
+        self._buffers = BufferPool()
+
+    # -- building --------------------------------------------------------------------------------
+
+    def build(self, input_shape, dtype=None):
+        """Create parameters for inputs of sample shape ``input_shape``."""
+        self.input_shape = tuple(input_shape)
+        self.dtype = np.dtype(dtype or config.floatx())
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def add_weight(self, name, shape, initializer):
+        """Create, initialize and register a parameter (and its zero gradient)."""
+        values = initializers.get(initializer)(shape, dtype=self.dtype)
+        self.params[name] = np.ascontiguousarray(values, dtype=self.dtype)
+        self.grads[name] = np.zeros_like(self.params[name])
+        return self.params[name]
+
+    def count_params(self):
+        return int(sum(p.size for p in self.params.values()))
+
+    def get_weights(self):
+        """Copies of the parameters, in creation order."""
+        return [p.copy() for p in self.params.values()]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` (a list like `get_weights` returns) into the parameters, in place."""
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(self.params):
+            count = len(weights) if isinstance(weights, (list, tuple)) else validation.describe(weights)
+            raise ValueError(f"weights: expected a list of {len(self.params)} arrays for layer {self.name!r}, received {count}")
+        checked = []
+        for (key, current), value in zip(self.params.items(), weights):
+            array = validation.float_array(value, f"weights for {self.name}.{key}", current.dtype, min_ndim=0)
+            if array.shape != current.shape:
+                raise ValueError(f"weights for {self.name}.{key}: expected shape {current.shape}, received {array.shape}")
+            checked.append(array)
+        for current, array in zip(self.params.values(), checked):
+            current[...] = array
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def forward(self, x, training=False):
+        """Output for a batch ``x`` (a view of a reused buffer). ``training`` keeps what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, dLdY):
+        """``dL/dx`` from ``dL/dy`` of the last training forward; fills ``self.grads``.
+
+        Returns ``None`` when ``compute_input_grad`` is off (the first layer of a model).
+        """
+        raise NotImplementedError
+
+    def __call__(self, x):
+        """Build on first use, run an inference forward pass and return a fresh array."""
+        dtype = self.dtype or config.floatx()
+        x = validation.float_array(x, "x", dtype, min_ndim=2)
+        if not self.built:
+            self.build(x.shape[1:], dtype)
+        self.check_input(x)
+        return np.array(self.forward(x, training=False), copy=True)
+
+    def check_input(self, x, name="x"):
+        """Raise unless ``x`` is a batch of this layer's built input shape and dtype."""
+        expected = (x.shape[0] if x.ndim else 0, *self.input_shape)
+        if x.ndim != len(expected) or x.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"{name}: layer {self.name!r} expects input of shape (batch, {', '.join(map(str, self.input_shape))}), "
+                f"received {x.shape}"
+            )
+        if x.dtype != self.dtype:
+            raise TypeError(f"{name}: layer {self.name!r} expects dtype {self.dtype}, received {x.dtype}")
+
+    def buffer(self, key, shape):
+        """A ``shape`` view of this layer's reused buffer ``key`` (see `BufferPool`)."""
+        return self._buffers.get(key, shape, self.dtype)
+
+    # -- config ----------------------------------------------------------------------------------
+
+    def get_config(self):
+        config_ = {"name": self.name, "trainable": self.trainable}
+        if self.input_shape is not None:
+            config_["input_shape"] = list(self.input_shape)
+        return config_
+
+    @classmethod
+    def from_config(cls, config_):
+        return cls(**config_)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def get(identifier):
+    """A layer from a config dict ``{"class_name": ..., "config": {...}}`` or a `Layer` instance."""
+    if isinstance(identifier, Layer):
+        return identifier
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        cls = registry.lookup(identifier["class_name"])
+        return cls.from_config(dict(identifier.get("config", {})))
+    raise TypeError(f"layer: expected a Layer or a layer config dict, received {validation.describe(identifier)}")
+
+
+def serialize(layer):
+    """``{"class_name": ..., "config": ...}`` that `get` turns back into an equal, unbuilt layer."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}

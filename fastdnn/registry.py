@@ -1,0 +1,52 @@
+"""Name -> class/function registries: how string names in `compile` and layers resolve."""
+
+
+class Registry:
+    """A named table of things that can be looked up by string.
+
+    Parameters
+    ----------
+    kind : str
+        What the registry holds ("activation", "loss", ...), used in error messages.
+    """
+
+    def __init__(self, kind):
+        self.kind = kind
+        self._entries = {}
+        self._canonical = {}
+
+    def register(self, name, *aliases):
+        """Decorator: register ``obj`` under ``name`` and any ``aliases``."""
+
+        def decorator(obj):
+            for key in (name, *aliases):
+                if key in self._entries:
+                    raise ValueError(f"{self.kind} {key!r} is already registered")
+                self._entries[key] = obj
+            self._canonical[name] = obj
+            return obj
+
+        return decorator
+
+    def lookup(self, name):
+        """Return what is registered under ``name``; an unknown name lists the valid ones."""
+        if not isinstance(name, str):
+            raise TypeError(f"{self.kind}: expected a name (str), received {type(name).__name__}")
+        key = name.strip().lower()
+        try:
+            return self._entries[key]
+        except KeyError:
+            raise ValueError(
+                f"unknown {self.kind} {name!r}; valid names are: {', '.join(self.names(aliases=True))}"
+            ) from None
+
+    def names(self, aliases=False):
+        """Sorted registered names (canonical only, unless ``aliases``)."""
+        return sorted(self._entries if aliases else self._canonical)
+
+    def canonical_items(self):
+        """``(name, obj)`` for each canonical name, sorted by name."""
+        return sorted(self._canonical.items())
+
+    def __contains__(self, name):
+        return isinstance(name, str) and name.strip().lower() in self._entries
