@@ -59,14 +59,7 @@ class CallbackList:
     """Calls each hook on every callback, in order."""
 
     def __init__(self, callbacks, model, params):
-        if callbacks is None:
-            callbacks = []
-        if not isinstance(callbacks, (list, tuple)):
-            raise TypeError(f"callbacks: expected a list of Callback instances, received {validation.describe(callbacks)}")
-        for i, callback in enumerate(callbacks):
-            if not isinstance(callback, Callback):
-                raise TypeError(f"callbacks[{i}]: expected a fastdnn.callbacks.Callback, received {validation.describe(callback)}")
-        self.callbacks = list(callbacks)
+        self.callbacks = checked(callbacks)
         for callback in self.callbacks:
             callback.set_model(model)
             callback.set_params(params)
@@ -100,6 +93,18 @@ class CallbackList:
     def on_train_batch_end(self, batch, logs=None):
         for callback in self._batch_hooks:
             callback.on_train_batch_end(batch, logs)
+
+
+def checked(callbacks):
+    """The user's ``callbacks`` argument as a list, every entry a `Callback`."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks: expected a list of Callback instances, received {validation.describe(callbacks)}")
+    for i, callback in enumerate(callbacks):
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callbacks[{i}]: expected a fastdnn.callbacks.Callback, received {validation.describe(callback)}")
+    return list(callbacks)
 
 
 def _overrides_batch_hooks(callback):

@@ -267,10 +267,9 @@ class Sequential:
         if self._packed_layers != tuple(layer for layer in self._layers if layer.trainable):
             self._pack()
 
-        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
-            raise TypeError(f"callbacks: expected a list of Callback instances, received {validation.describe(callbacks)}")
+        callbacks = callbacks_module.checked(callbacks)
         self.history = callbacks_module.History()
-        callback_list = [self.history] + list(callbacks or [])
+        callback_list = [self.history] + callbacks
         if verbose:
             callback_list.insert(0, callbacks_module.ProgbarLogger(verbose))
         steps = -(-x.shape[0] // batch_size)
