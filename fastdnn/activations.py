@@ -69,6 +69,10 @@ class ActivationFunction:
         """The single scalar parameter the kernels take (0 when the activation has none)."""
         return float(next(iter(self.params.values()), 0.0))
 
+    def alpha_as(self, dtype):
+        """``alpha`` in the dtype of the arrays it will meet (kernels keep that dtype throughout)."""
+        return np.dtype(dtype).type(self.alpha)
+
     @property
     def needs_preactivation(self):
         """Whether the backward pass reads ``z`` (otherwise ``y = f(z)`` is enough)."""
@@ -83,7 +87,7 @@ class ActivationFunction:
         function = self.with_params(**params) if params else self
         z = _as_activation_input(x, "x")
         y = np.empty_like(z)
-        kernels.activation_forward(function.code, _as_2d(z), function.alpha, _as_2d(y))
+        kernels.activation_forward(function.code, _as_2d(z), function.alpha_as(z.dtype), _as_2d(y))
         return y
 
     def backward(self, x, dLdY):
@@ -93,9 +97,10 @@ class ActivationFunction:
         if dLdY.shape != z.shape:
             raise ValueError(f"dLdY: expected shape {z.shape} (the shape of x), received {dLdY.shape}")
         y = np.empty_like(z)
-        kernels.activation_forward(self.code, _as_2d(z), self.alpha, _as_2d(y))
+        alpha = self.alpha_as(z.dtype)
+        kernels.activation_forward(self.code, _as_2d(z), alpha, _as_2d(y))
         dLdZ = np.empty_like(z)
-        kernels.activation_backward(self.code, _as_2d(z), _as_2d(y), _as_2d(dLdY), self.alpha, _as_2d(dLdZ))
+        kernels.activation_backward(self.code, _as_2d(z), _as_2d(y), _as_2d(dLdY), alpha, _as_2d(dLdZ))
         return dLdZ
 
     def get_config(self):

@@ -78,6 +78,7 @@ class Optimizer:
         self.state = {name: np.full(size, self.state_defaults[name], dtype=dtype) for name in names}
         self.iterations = 0
         self._empty = np.empty(0, dtype=dtype)
+        self._scalar = dtype.type  # kernels compute in the buffers' dtype
 
     def _buffer(self, name):
         return self.state.get(name, self._empty)
@@ -97,9 +98,9 @@ class Optimizer:
         elif self.global_clipnorm is not None:
             kernels.clip_segments_by_norm(grads, np.array([0, grads.shape[0]], dtype=np.int64), self.global_clipnorm)
         elif self.clipvalue is not None:
-            kernels.clip_by_value(grads, self.clipvalue)
+            kernels.clip_by_value(grads, self._scalar(self.clipvalue))
         if self.weight_decay:
-            kernels.decay_weights(params, self.learning_rate * self.weight_decay)
+            kernels.decay_weights(params, self._scalar(self.learning_rate * self.weight_decay))
         self.update(params, grads)
         self.iterations += 1
 
@@ -208,9 +209,11 @@ class SGD(Optimizer):
 
     def update(self, params, grads):
         if self.momentum > 0:
-            kernels.momentum_step(params, grads, self.state["momentum"], self.learning_rate, self.momentum, self.nesterov)
+            kernels.momentum_step(
+                params, grads, self.state["momentum"], self._scalar(self.learning_rate), self._scalar(self.momentum), self.nesterov
+            )
         else:
-            kernels.sgd_step(params, grads, self.learning_rate)
+            kernels.sgd_step(params, grads, self._scalar(self.learning_rate))
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -235,7 +238,9 @@ class Adagrad(Optimizer):
         self.state_defaults = {"accumulator": self.initial_accumulator_value}
 
     def update(self, params, grads):
-        kernels.adagrad_step(params, grads, self.state["accumulator"], self.learning_rate, self.epsilon)
+        kernels.adagrad_step(
+            params, grads, self.state["accumulator"], self._scalar(self.learning_rate), self._scalar(self.epsilon)
+        )
 
     def get_config(self):
         return {
@@ -279,10 +284,10 @@ class RMSprop(Optimizer):
             self.state["velocity"],
             self._buffer("momentum"),
             self._buffer("average_gradient"),
-            self.learning_rate,
-            self.rho,
-            self.momentum,
-            self.epsilon,
+            self._scalar(self.learning_rate),
+            self._scalar(self.rho),
+            self._scalar(self.momentum),
+            self._scalar(self.epsilon),
             self.centered,
         )
 
@@ -318,9 +323,9 @@ class Adadelta(Optimizer):
             grads,
             self.state["accumulated_grad"],
             self.state["accumulated_delta_var"],
-            self.learning_rate,
-            self.rho,
-            self.epsilon,
+            self._scalar(self.learning_rate),
+            self._scalar(self.rho),
+            self._scalar(self.epsilon),
         )
 
     def get_config(self):
@@ -357,10 +362,10 @@ class Adam(Optimizer):
             self.state["momentum"],
             self.state["velocity"],
             self._buffer("velocity_hat"),
-            alpha,
-            self.beta_1,
-            self.beta_2,
-            self.epsilon,
+            self._scalar(alpha),
+            self._scalar(self.beta_1),
+            self._scalar(self.beta_2),
+            self._scalar(self.epsilon),
             self.amsgrad,
         )
 

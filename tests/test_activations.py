@@ -31,10 +31,10 @@ def test_forward_and_backward_kernels_match_reference(name, dtype, shape, rng):
     z = _inputs(rng, shape, dtype, name)
     dLdY = rng.normal(size=shape).astype(dtype)
     y = np.empty_like(z)
-    kernels.activation_forward(function.code, z, function.alpha, y)
+    kernels.activation_forward(function.code, z, function.alpha_as(dtype), y)
     np.testing.assert_allclose(y, reference.activation(name, z, **PARAMS.get(name, {})), rtol=RTOL[dtype], atol=ATOL[dtype])
     dLdZ = np.empty_like(z)
-    kernels.activation_backward(function.code, z, y, dLdY, function.alpha, dLdZ)
+    kernels.activation_backward(function.code, z, y, dLdY, function.alpha_as(dtype), dLdZ)
     expected = reference.activation_backward(name, z.astype(np.float64), dLdY, **PARAMS.get(name, {}))
     np.testing.assert_allclose(dLdZ, expected, rtol=10 * RTOL[dtype], atol=10 * ATOL[dtype])
 

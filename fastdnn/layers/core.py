@@ -105,7 +105,7 @@ class Dense(_ActivationMixin, Layer):
         y = self.buffer("y", (n, self.units))
         z = self.buffer("z", (n, self.units)) if self._keeps_preactivation(training) else y
         act = self.activation
-        dense_kernels.dense_forward(x2, self.params["W"], self._bias(self.params), act.code, act.alpha, z, y)
+        dense_kernels.dense_forward(x2, self.params["W"], self._bias(self.params), act.code, act.alpha_as(self.dtype), z, y)
         self._logits = z
         if training:
             self._cache = (x2, z, y, x.shape)
@@ -131,7 +131,7 @@ class Dense(_ActivationMixin, Layer):
             y,
             g2,
             code,
-            self.activation.alpha,
+            self.activation.alpha_as(self.dtype),
             dLdZ,
             self.grads["W"],
             self._bias(self.grads),
@@ -169,7 +169,7 @@ class Activation(_ActivationMixin, Layer):
         z2 = x.reshape(-1, x.shape[-1])
         y = self.buffer("y", z2.shape)
         act = self.activation
-        activation_kernels.activation_forward(act.code, z2, act.alpha, y)
+        activation_kernels.activation_forward(act.code, z2, act.alpha_as(self.dtype), y)
         self._logits = z2
         if training:
             self._cache = (z2, y, x.shape)
@@ -182,7 +182,7 @@ class Activation(_ActivationMixin, Layer):
         g2 = dLdY.reshape(y.shape)
         dLdX = self.buffer("dx", y.shape)
         act = self.activation
-        activation_kernels.activation_backward(act.code, z2, y, g2, act.alpha, dLdX)
+        activation_kernels.activation_backward(act.code, z2, y, g2, act.alpha_as(self.dtype), dLdX)
         return dLdX.reshape(x_shape)
 
     def backward_from_logits(self, dLdZ):

@@ -6,10 +6,17 @@ the code is loop-invariant and hoisted out of the loops by LLVM.
 
 Where the derivative can be written in terms of the output ``y`` (sigmoid, tanh, relu, leaky relu,
 softplus, softmax), the backward pass reads only ``y``, so layers need not keep ``z``; the codes in
-``NEEDS_PREACTIVATION`` read ``z``. Arithmetic is done in float64 and stored in the array's dtype.
+``NEEDS_PREACTIVATION`` read ``z``.
+
+Arithmetic stays in the array's dtype: constants are float32 values exact in both precisions (numba
+promotes them to float64 next to float64 data), and callers pass ``alpha`` in the array's dtype. A
+stray float64 literal would turn every float32 loop into conversions and halve its vector width.
+gelu, whose constants are not exact in float32, computes in float64.
 """
 
 import math
+
+import numpy as np
 
 from fastdnn.kernels.jit import jit
 
@@ -27,6 +34,9 @@ SOFTMAX = 9
 #: Codes whose derivative needs the pre-activation ``z`` (the others use ``y`` only).
 NEEDS_PREACTIVATION = frozenset({ELU, GELU, SILU})
 
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
+_HALF = np.float32(0.5)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -34,22 +44,39 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 @jit
 def sigmoid_scalar(z):
     """Overflow-free logistic function: never evaluates ``exp`` of a positive number."""
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
+    if z >= _ZERO:
+        return _ONE / (_ONE + math.exp(-z))
     e = math.exp(z)
-    return e / (1.0 + e)
+    return e / (_ONE + e)
 
 
 @jit
 def softplus_scalar(z):
     """``log(1 + exp(z))`` without overflow: ``max(z, 0) + log1p(exp(-|z|))``."""
-    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+    return max(z, _ZERO) + math.log1p(math.exp(-abs(z)))
+
+
+@jit
+def gelu_scalar(z):
+    """``z Phi(z)`` in float64, returned in float64 (its constants are not exact in float32)."""
+    x = float(z)
+    return 0.5 * x * (1.0 + math.erf(x * _INV_SQRT2))
+
+
+@jit
+def gelu_derivative_scalar(z):
+    """``Phi(z) + z phi(z)`` in float64."""
+    x = float(z)
+    return 0.5 * (1.0 + math.erf(x * _INV_SQRT2)) + x * _INV_SQRT_2PI * math.exp(-0.5 * x * x)
 
 
 @jit
 def forward_scalar(code, z, alpha):
-    """``f(z)`` for an elementwise activation ``code``; ``alpha`` is the slope (leaky relu, elu)."""
-    z = float(z)
+    """``f(z)`` for an elementwise activation other than gelu and softmax, in the dtype of ``z``.
+
+    ``alpha`` is the slope (leaky relu, elu). Every branch keeps the type of ``z``, so that a loop
+    over one code vectorizes in float32.
+    """
     if code == LINEAR:
         return z
     if code == SIGMOID:
@@ -57,60 +84,54 @@ def forward_scalar(code, z, alpha):
     if code == TANH:
         return math.tanh(z)
     if code == RELU:
-        return z if z > 0.0 else 0.0
+        return z if z > _ZERO else _ZERO
     if code == LEAKY_RELU:
-        return z if z > 0.0 else alpha * z
+        return z if z > _ZERO else alpha * z
     if code == ELU:
-        return z if z > 0.0 else alpha * math.expm1(z)
+        return z if z > _ZERO else alpha * math.expm1(z)
     if code == SOFTPLUS:
         return softplus_scalar(z)
-    if code == GELU:
-        return 0.5 * z * (1.0 + math.erf(z * _INV_SQRT2))
-    # SILU
+    # SILU (GELU has loops of its own: see gelu_scalar)
     return z * sigmoid_scalar(z)
 
 
 @jit
 def derivative_scalar(code, z, y, alpha):
-    """``f'(z)``, from ``y = f(z)`` where possible (see module docstring)."""
-    z = float(z)
-    y = float(y)
+    """``f'(z)`` (not gelu, softmax), from ``y = f(z)`` where possible (see module docstring)."""
     if code == LINEAR:
-        return 1.0
+        return _ONE
     if code == SIGMOID:
-        return y * (1.0 - y)
+        return y * (_ONE - y)
     if code == TANH:
-        return 1.0 - y * y
+        return _ONE - y * y
     if code == RELU:
-        return 1.0 if y > 0.0 else 0.0
+        return _ONE if y > _ZERO else _ZERO
     if code == LEAKY_RELU:
-        return 1.0 if y > 0.0 else alpha
+        return _ONE if y > _ZERO else alpha
     if code == ELU:
-        return 1.0 if z > 0.0 else alpha * math.exp(z)
+        return _ONE if z > _ZERO else alpha * math.exp(z)
     if code == SOFTPLUS:
         # y = log(1 + e^z)  =>  sigmoid(z) = 1 - e^-y, accurate for tiny y through expm1.
         return -math.expm1(-y)
-    if code == GELU:
-        return 0.5 * (1.0 + math.erf(z * _INV_SQRT2)) + z * _INV_SQRT_2PI * math.exp(-0.5 * z * z)
     # SILU
     s = sigmoid_scalar(z)
-    return s * (1.0 + z * (1.0 - s))
+    return s * (_ONE + z * (_ONE - s))
 
 
 @jit
 def softmax_row(z, y):
     """``y = exp(z - max z) / sum(exp(z - max z))`` for one row; ``y`` may be ``z``."""
     d = z.shape[0]
-    m = -math.inf
-    for j in range(d):
+    m = z[0]
+    for j in range(1, d):
         if z[j] > m:
             m = z[j]
-    total = 0.0
+    total = 0.0  # float64 sum: rows can be long
     for j in range(d):
         e = math.exp(z[j] - m)
         y[j] = e
         total += e
-    inv = 1.0 / total
+    inv = _ONE / total
     for j in range(d):
         y[j] = y[j] * inv
 
@@ -122,10 +143,14 @@ def activation_forward(code, z, alpha, y):
     if code == SOFTMAX:
         for i in range(n):
             softmax_row(z[i], y[i])
-        return
-    for i in range(n):
-        for j in range(d):
-            y[i, j] = forward_scalar(code, z[i, j], alpha)
+    elif code == GELU:
+        for i in range(n):
+            for j in range(d):
+                y[i, j] = gelu_scalar(z[i, j])
+    else:
+        for i in range(n):
+            for j in range(d):
+                y[i, j] = forward_scalar(code, z[i, j], alpha)
 
 
 @jit
@@ -142,7 +167,11 @@ def activation_backward(code, z, y, dLdY, alpha, dLdZ):
                 inner += dLdY[i, j] * y[i, j]
             for j in range(d):
                 dLdZ[i, j] = y[i, j] * (dLdY[i, j] - inner)
-        return
-    for i in range(n):
-        for j in range(d):
-            dLdZ[i, j] = dLdY[i, j] * derivative_scalar(code, z[i, j], y[i, j], alpha)
+    elif code == GELU:
+        for i in range(n):
+            for j in range(d):
+                dLdZ[i, j] = dLdY[i, j] * gelu_derivative_scalar(z[i, j])
+    else:
+        for i in range(n):
+            for j in range(d):
+                dLdZ[i, j] = dLdY[i, j] * derivative_scalar(code, z[i, j], y[i, j], alpha)

@@ -9,29 +9,37 @@ straight into the caller's buffer; transposed operands are passed as views, not 
 
 import numpy as np
 
-from fastdnn.kernels.cpu.activation import LINEAR, SOFTMAX, activation_backward, forward_scalar, softmax_row
+from fastdnn.kernels.cpu.activation import (
+    GELU,
+    LINEAR,
+    SOFTMAX,
+    activation_backward,
+    activation_forward,
+    forward_scalar,
+)
 from fastdnn.kernels.jit import jit
 
 
 @jit
 def bias_activation(z, b, code, alpha, y):
-    """In place ``z += b`` (if ``b`` is non-empty), then ``y = f(z)``; ``y`` may be ``z``."""
+    """In place ``z += b`` (if ``b`` is non-empty), then ``y = f(z)``, in one pass where possible.
+
+    ``y`` may be ``z`` (then ``z`` is not kept). Row-wise softmax and float64 gelu take two passes.
+    """
     n, d = z.shape
-    if b.shape[0] > 0:
-        for i in range(n):
-            for j in range(d):
-                z[i, j] += b[j]
-    if code == LINEAR:
-        if y.ctypes.data != z.ctypes.data:
-            y[:, :] = z
-        return
-    if code == SOFTMAX:
-        for i in range(n):
-            softmax_row(z[i], y[i])
+    has_bias = b.shape[0] > 0
+    if code == SOFTMAX or code == GELU or not has_bias:
+        if has_bias:
+            for i in range(n):
+                for j in range(d):
+                    z[i, j] += b[j]
+        activation_forward(code, z, alpha, y)
         return
     for i in range(n):
         for j in range(d):
-            y[i, j] = forward_scalar(code, z[i, j], alpha)
+            v = z[i, j] + b[j]
+            z[i, j] = v
+            y[i, j] = forward_scalar(code, v, alpha)
 
 
 @jit

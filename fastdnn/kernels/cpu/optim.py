@@ -3,12 +3,21 @@
 Every step kernel reads each buffer once and writes each updated buffer once, in a single loop,
 so a step costs the memory traffic of its state and no more. Update formulas are Keras 3's.
 State buffers a rule does not use (RMSprop without momentum, Adam without amsgrad) are passed as
-empty arrays and never touched. Arithmetic is float64 per element, stored in the buffer's dtype.
+empty arrays and never touched.
+
+Arithmetic stays in the buffers' dtype (callers pass hyperparameters in that dtype; the constant 1 is
+a float32, exact in both precisions), so that the float32 loops vectorize at full width, as the
+fused optimizers of PyTorch do. Loop-invariant options (nesterov, centered, amsgrad) get loops of
+their own rather than a branch per element.
 """
 
 import math
 
+import numpy as np
+
 from fastdnn.kernels.jit import jit
+
+_ONE = np.float32(1.0)
 
 
 @jit
@@ -21,13 +30,16 @@ def sgd_step(p, g, lr):
 @jit
 def momentum_step(p, g, m, lr, momentum, nesterov):
     """``m = momentum m - lr g``; ``p += m``, or ``p += momentum m - lr g`` (Nesterov)."""
-    for i in range(p.shape[0]):
-        step = lr * g[i]
-        velocity = momentum * m[i] - step
-        m[i] = velocity
-        if nesterov:
+    if nesterov:
+        for i in range(p.shape[0]):
+            step = lr * g[i]
+            velocity = momentum * m[i] - step
+            m[i] = velocity
             p[i] += momentum * velocity - step
-        else:
+    else:
+        for i in range(p.shape[0]):
+            velocity = momentum * m[i] - lr * g[i]
+            m[i] = velocity
             p[i] += velocity
 
 
@@ -35,7 +47,7 @@ def momentum_step(p, g, m, lr, momentum, nesterov):
 def adagrad_step(p, g, acc, lr, epsilon):
     """``acc += g^2``; ``p -= lr g / sqrt(acc + epsilon)``."""
     for i in range(p.shape[0]):
-        grad = float(g[i])
+        grad = g[i]
         total = acc[i] + grad * grad
         acc[i] = total
         p[i] -= lr * grad / math.sqrt(total + epsilon)
@@ -49,23 +61,28 @@ def rmsprop_step(p, g, vel, mom, avg, lr, rho, momentum, epsilon, centered):
     denominator is ``sqrt(vel - avg^2 + epsilon)``, else ``sqrt(vel + epsilon)``;
     ``inc = lr g / denominator``; with momentum ``mom = momentum mom + inc; p -= mom``, else ``p -= inc``.
     """
-    use_momentum = momentum > 0.0
-    for i in range(p.shape[0]):
-        grad = float(g[i])
-        v = rho * vel[i] + (1.0 - rho) * grad * grad
-        vel[i] = v
-        if centered:
-            a = rho * avg[i] + (1.0 - rho) * grad
+    keep = _ONE - rho
+    if centered:
+        for i in range(p.shape[0]):
+            grad = g[i]
+            v = rho * vel[i] + keep * grad * grad
+            vel[i] = v
+            a = rho * avg[i] + keep * grad
             avg[i] = a
-            denominator = v - a * a + epsilon
-        else:
-            denominator = v + epsilon
-        increment = lr * grad / math.sqrt(denominator)
-        if use_momentum:
-            step = momentum * mom[i] + increment
-            mom[i] = step
-            p[i] -= step
-        else:
+            increment = lr * grad / math.sqrt(v - a * a + epsilon)
+            if momentum > 0:
+                increment += momentum * mom[i]
+                mom[i] = increment
+            p[i] -= increment
+    else:
+        for i in range(p.shape[0]):
+            grad = g[i]
+            v = rho * vel[i] + keep * grad * grad
+            vel[i] = v
+            increment = lr * grad / math.sqrt(v + epsilon)
+            if momentum > 0:
+                increment += momentum * mom[i]
+                mom[i] = increment
             p[i] -= increment
 
 
@@ -75,12 +92,13 @@ def adadelta_step(p, g, acc_grad, acc_delta, lr, rho, epsilon):
     ``delta = -sqrt(acc_delta + eps) / sqrt(acc_grad + eps) g``;
     ``acc_delta = rho acc_delta + (1 - rho) delta^2``;  ``p += lr delta``.
     """
+    keep = _ONE - rho
     for i in range(p.shape[0]):
-        grad = float(g[i])
-        ag = rho * acc_grad[i] + (1.0 - rho) * grad * grad
+        grad = g[i]
+        ag = rho * acc_grad[i] + keep * grad * grad
         acc_grad[i] = ag
         delta = -math.sqrt(acc_delta[i] + epsilon) / math.sqrt(ag + epsilon) * grad
-        acc_delta[i] = rho * acc_delta[i] + (1.0 - rho) * delta * delta
+        acc_delta[i] = rho * acc_delta[i] + keep * delta * delta
         p[i] += lr * delta
 
 
@@ -89,16 +107,26 @@ def adam_step(p, g, m, v, v_hat, alpha, beta_1, beta_2, epsilon, amsgrad):
     """``m += (g - m)(1 - b1)``; ``v += (g^2 - v)(1 - b2)``; (amsgrad: ``v_hat = max(v_hat, v)``);
     ``p -= alpha m / (sqrt(v) + epsilon)`` with ``alpha = lr sqrt(1 - b2^t) / (1 - b1^t)`` from the caller.
     """
-    for i in range(p.shape[0]):
-        grad = float(g[i])
-        mi = m[i] + (grad - m[i]) * (1.0 - beta_1)
-        vi = v[i] + (grad * grad - v[i]) * (1.0 - beta_2)
-        m[i] = mi
-        v[i] = vi
-        if amsgrad:
-            vi = max(float(v_hat[i]), vi)
-            v_hat[i] = vi
-        p[i] -= alpha * mi / (math.sqrt(vi) + epsilon)
+    keep_1 = _ONE - beta_1
+    keep_2 = _ONE - beta_2
+    if amsgrad:
+        for i in range(p.shape[0]):
+            grad = g[i]
+            mi = m[i] + (grad - m[i]) * keep_1
+            vi = v[i] + (grad * grad - v[i]) * keep_2
+            m[i] = mi
+            v[i] = vi
+            vh = max(v_hat[i], vi)
+            v_hat[i] = vh
+            p[i] -= alpha * mi / (math.sqrt(vh) + epsilon)
+    else:
+        for i in range(p.shape[0]):
+            grad = g[i]
+            mi = m[i] + (grad - m[i]) * keep_1
+            vi = v[i] + (grad * grad - v[i]) * keep_2
+            m[i] = mi
+            v[i] = vi
+            p[i] -= alpha * mi / (math.sqrt(vi) + epsilon)
 
 
 @jit
@@ -112,7 +140,7 @@ def decay_weights(p, factor):
 def clip_by_value(g, limit):
     """``g = clip(g, -limit, limit)`` in place."""
     for i in range(g.shape[0]):
-        g[i] = min(max(float(g[i]), -limit), limit)
+        g[i] = min(max(g[i], -limit), limit)
 
 
 @jit
