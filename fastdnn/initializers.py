@@ -210,15 +210,7 @@ class Orthogonal(Initializer):
 
 def get(identifier):
     """An initializer from a name, an ``Initializer`` instance, or a config dict ``{"name": ..., ...}``."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = config.pop("name", None)
-        return registry.lookup(name)(**config)
-    if isinstance(identifier, str):
-        return registry.lookup(identifier)()
-    raise TypeError(f"initializer: expected a name or an Initializer, received {validation.describe(identifier)}")
+    return registry.resolve(identifier, Initializer, "a fastdnn.initializers.Initializer")
 
 
 def serialize(initializer):

@@ -179,14 +179,4 @@ class SparseCategoricalCrossentropy(_ProbabilityLoss):
 
 def get(identifier):
     """A loss from a name, a `Loss` instance, or a config dict ``{"name": ..., "from_logits": ...}``."""
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        return registry.lookup(config.pop("name", None))(**config)
-    if isinstance(identifier, str):
-        return registry.lookup(identifier)()
-    raise TypeError(
-        f"loss: expected a name ({', '.join(registry.names())}) or a fastdnn.losses.Loss, "
-        f"received {validation.describe(identifier)}"
-    )
+    return registry.resolve(identifier, Loss, "a fastdnn.losses.Loss")

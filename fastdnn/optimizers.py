@@ -78,6 +78,7 @@ class Optimizer:
         self.state = {name: np.full(size, self.state_defaults[name], dtype=dtype) for name in names}
         self.iterations = 0
         self._empty = np.empty(0, dtype=dtype)
+        self._whole = np.array([0, size], dtype=np.int64)  # one segment: global_clipnorm
         self._scalar = dtype.type  # kernels compute in the buffers' dtype
 
     def _buffer(self, name):
@@ -92,11 +93,9 @@ class Optimizer:
         modified in place by clipping.
         """
         if self.clipnorm is not None:
-            if offsets is None:
-                offsets = np.array([0, params.shape[0]], dtype=np.int64)
-            kernels.clip_segments_by_norm(grads, offsets, self.clipnorm)
+            kernels.clip_segments_by_norm(grads, self._whole if offsets is None else offsets, self.clipnorm)
         elif self.global_clipnorm is not None:
-            kernels.clip_segments_by_norm(grads, np.array([0, grads.shape[0]], dtype=np.int64), self.global_clipnorm)
+            kernels.clip_segments_by_norm(grads, self._whole, self.global_clipnorm)
         elif self.clipvalue is not None:
             kernels.clip_by_value(grads, self._scalar(self.clipvalue))
         if self.weight_decay:
@@ -381,16 +380,4 @@ class Adam(Optimizer):
 
 def get(identifier):
     """An optimizer from a name (with Keras's defaults), a config dict, or an `Optimizer` instance."""
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = config.pop("name", None)
-        factory = registry.lookup(name)
-        return factory(**config)
-    if isinstance(identifier, str):
-        return registry.lookup(identifier)()
-    raise TypeError(
-        f"optimizer: expected a name ({', '.join(registry.names(aliases=True))}) or a fastdnn.optimizers.Optimizer, "
-        f"received {validation.describe(identifier)}"
-    )
+    return registry.resolve(identifier, Optimizer, "a fastdnn.optimizers.Optimizer")

@@ -40,6 +40,23 @@ class Registry:
                 f"unknown {self.kind} {name!r}; valid names are: {', '.join(self.names(aliases=True))}"
             ) from None
 
+    def resolve(self, identifier, instance_type, description):
+        """An instance from ``identifier``: an ``instance_type`` as is, a name (default arguments), or a
+        config dict ``{"name": ..., **arguments}``; ``description`` names the accepted type in errors.
+        """
+        if isinstance(identifier, instance_type):
+            return identifier
+        if isinstance(identifier, dict):
+            config = dict(identifier)
+            return self.lookup(config.pop("name", None))(**config)
+        if isinstance(identifier, str):
+            return self.lookup(identifier)()
+        received = type(identifier).__name__
+        raise TypeError(
+            f"{self.kind}: expected a name ({', '.join(self.names(aliases=True))}) or {description}, "
+            f"received {identifier!r:.60} ({received})"
+        )
+
     def names(self, aliases=False):
         """Sorted registered names (canonical only, unless ``aliases``)."""
         return sorted(self._entries if aliases else self._canonical)

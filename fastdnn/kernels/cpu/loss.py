@@ -20,6 +20,18 @@ EPSILON = 1e-7
 
 
 @jit
+def log_sum_exp(row):
+    """``log(sum(exp(row)))`` computed as ``m + log(sum(exp(row - m)))``, ``m = max(row)``."""
+    m = float(row[0])
+    for j in range(1, row.shape[0]):
+        m = max(m, float(row[j]))
+    total = 0.0
+    for j in range(row.shape[0]):
+        total += math.exp(float(row[j]) - m)
+    return m + math.log(total)
+
+
+@jit
 def mean_squared_error(p, t, grad, with_grad):
     """``mean((p - t)^2)``; ``dL/dp = 2 (p - t) / (n d)``."""
     n, d = p.shape
@@ -134,14 +146,7 @@ def categorical_crossentropy_from_logits(z, t, grad, with_grad):
     scale = 1.0 / n
     total = 0.0
     for i in range(n):
-        m = -math.inf
-        for j in range(d):
-            if z[i, j] > m:
-                m = float(z[i, j])
-        sum_exp = 0.0
-        for j in range(d):
-            sum_exp += math.exp(float(z[i, j]) - m)
-        lse = m + math.log(sum_exp)
+        lse = log_sum_exp(z[i])
         t_sum = 0.0
         for j in range(d):
             target = float(t[i, j])
@@ -187,14 +192,7 @@ def sparse_categorical_crossentropy_from_logits(z, labels, grad, with_grad):
     total = 0.0
     for i in range(n):
         k = labels[i]
-        m = -math.inf
-        for j in range(d):
-            if z[i, j] > m:
-                m = float(z[i, j])
-        sum_exp = 0.0
-        for j in range(d):
-            sum_exp += math.exp(float(z[i, j]) - m)
-        lse = m + math.log(sum_exp)
+        lse = log_sum_exp(z[i])
         total += lse - float(z[i, k])
         if with_grad:
             for j in range(d):
