@@ -341,22 +341,30 @@ class Sequential:
 
     def _train_step(self, xb, tb):
         """Forward, loss, backward and one optimizer step on a batch; returns the batch's mean loss."""
-        y_pred = self._forward(xb, training=True)
-        grad = self._pool.get("dloss", y_pred.shape, self.dtype)
-        last = self._layers[-1]
-        if self._fused:
-            logits = last.logits.reshape(y_pred.shape)
-            loss_value = self.loss.compute_from_logits(logits, tb, grad)
-            gradient = last.backward_from_logits(grad.reshape(xb.shape[0], *self.output_shape))
-        else:
-            loss_value = self.loss.compute(y_pred, tb, grad)
-            gradient = last.backward(grad.reshape(xb.shape[0], *self.output_shape))
-        for layer in reversed(self._layers[:-1]):
-            gradient = layer.backward(gradient)
+        loss_value, y_pred = self._loss_and_gradients(xb, tb)
         self.optimizer.step(self._store.params, self._store.grads, self._store.offsets)
         for metric in self.metrics:
             metric.update(y_pred, tb)
         return loss_value
+
+    def _loss_and_gradients(self, xb, tb):
+        """Mean loss of a batch and its gradient in the flat store (``self._store.grads``).
+
+        Returns ``(loss, predictions)``; the predictions are a view of the output layer's buffer.
+        """
+        y_pred = self._forward(xb, training=True)
+        grad = self._pool.get("dloss", y_pred.shape, self.dtype)
+        last = self._layers[-1]
+        output_grad = grad.reshape(xb.shape[0], *self.output_shape)
+        if self._fused:
+            loss_value = self.loss.compute_from_logits(last.logits.reshape(y_pred.shape), tb, grad)
+            gradient = last.backward_from_logits(output_grad)
+        else:
+            loss_value = self.loss.compute(y_pred, tb, grad)
+            gradient = last.backward(output_grad)
+        for layer in reversed(self._layers[:-1]):
+            gradient = layer.backward(gradient)
+        return loss_value, y_pred
 
     # -- inference -------------------------------------------------------------------------------
 

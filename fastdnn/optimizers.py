@@ -118,22 +118,53 @@ class Optimizer:
             Writable float32 or float64 arrays of one dtype, updated in place.
         """
         params, grads = self._validated_lists(grads, params)
-        dtype = params[0].dtype
-        shapes = tuple(p.shape for p in params)
-        if self._apply_layout is None or self._apply_layout[0] != (shapes, dtype):
-            sizes = [p.size for p in params]
-            offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-            flat_p = np.empty(int(offsets[-1]), dtype=dtype)
-            flat_g = np.empty_like(flat_p)
-            self._apply_layout = ((shapes, dtype), offsets, flat_p, flat_g)
-            self.build(flat_p.shape[0], dtype)
-        _, offsets, flat_p, flat_g = self._apply_layout
+        offsets, flat_p, flat_g = self.array_layout(params)
         for p, g, start, stop in zip(params, grads, offsets[:-1], offsets[1:]):
             flat_p[start:stop] = p.reshape(-1)
             flat_g[start:stop] = g.reshape(-1)
         self.step(flat_p, flat_g, offsets)
         for p, start, stop in zip(params, offsets[:-1], offsets[1:]):
             p[...] = flat_p[start:stop].reshape(p.shape)
+
+    def array_layout(self, params):
+        """``(offsets, flat_params, flat_grads)`` that `apply` packs ``params`` into.
+
+        Built (with fresh state) the first time and whenever the shapes or dtype change; the state
+        buffers run over the arrays concatenated in order, so `set_state` can prepare them.
+        """
+        dtype = params[0].dtype
+        key = (tuple(p.shape for p in params), dtype)
+        if self._apply_layout is None or self._apply_layout[0] != key:
+            offsets = np.concatenate([[0], np.cumsum([p.size for p in params])]).astype(np.int64)
+            flat_p = np.empty(int(offsets[-1]), dtype=dtype)
+            self._apply_layout = (key, offsets, flat_p, np.empty_like(flat_p))
+            self.build(flat_p.shape[0], dtype)
+        return self._apply_layout[1:]
+
+    def get_state(self):
+        """``{"iterations": t, "buffers": {name: copy of flat state}}``, e.g. for saving."""
+        return {"iterations": self.iterations, "buffers": {name: array.copy() for name, array in self.state.items()}}
+
+    def set_state(self, state):
+        """Restore what `get_state` returned (the optimizer must be built for the same size)."""
+        if not isinstance(state, dict) or "buffers" not in state:
+            raise TypeError(f"state: expected a dict like get_state() returns, received {validation.describe(state)}")
+        buffers = state["buffers"]
+        if set(buffers) != set(self.state):
+            raise ValueError(f"state: expected buffers {sorted(self.state)}, received {sorted(buffers)}")
+        checked = {}
+        for name, array in buffers.items():
+            target = self.state[name]
+            values = validation.float_array(array, f"state buffer {name!r}", target.dtype, min_ndim=1)
+            if values.shape != target.shape:
+                raise ValueError(f"state buffer {name!r}: expected shape {target.shape}, received {values.shape}")
+            checked[name] = values
+        iterations = state.get("iterations", 0)
+        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+            raise ValueError(f"state: expected a non-negative integer iteration count, received {iterations!r}")
+        for name, values in checked.items():
+            self.state[name][...] = values
+        self.iterations = int(iterations)
 
     def _validated_lists(self, grads, params):
         if not isinstance(params, (list, tuple)) or not params:

@@ -1,7 +1,16 @@
+import os
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import fastdnn as fd
+
+# Hypothesis profiles: "ci" (the default: a few hundred examples per property), "long" on demand
+# with HYPOTHESIS_PROFILE=long.
+settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 DTYPES = [np.float32, np.float64]
 # (rows, columns) including a batch of 1, a single column and non-square shapes.

@@ -285,3 +285,42 @@ def accuracy(kind, y_true, y_pred, threshold=0.5):
     if kind == "sparse":
         return np.mean(p.argmax(axis=-1) == np.asarray(y_true).reshape(-1))
     return np.mean(p.argmax(axis=-1) == np.asarray(y_true).argmax(axis=-1))
+
+
+def clip_and_decay(params, grads, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    """Keras's gradient clipping (one option at most) and decoupled weight decay, on lists of arrays.
+
+    Returns ``(params, grads)``: new lists, the inputs untouched.
+    """
+    grads = [np.asarray(g, dtype=np.float64).copy() for g in grads]
+    if clipnorm is not None:
+        grads = [g * min(1.0, clipnorm / max(np.linalg.norm(g), 1e-300)) for g in grads]
+    elif global_clipnorm is not None:
+        total = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+        grads = [g * min(1.0, global_clipnorm / max(total, 1e-300)) for g in grads]
+    elif clipvalue is not None:
+        grads = [np.clip(g, -clipvalue, clipvalue) for g in grads]
+    params = [np.asarray(p, dtype=np.float64) for p in params]
+    if weight_decay:
+        params = [p - learning_rate * weight_decay * p for p in params]
+    return params, grads
+
+
+_BASE_OPTIONS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
+
+
+def optimizer_steps(rule, params, grads_per_step, states, **hyper):
+    """Run ``rule`` over lists of arrays for every gradient list in ``grads_per_step``.
+
+    ``states`` holds one state dict per array (Adam's step count ``t`` in each). Returns
+    ``(params, states)``.
+    """
+    base = {key: hyper.pop(key) for key in _BASE_OPTIONS if key in hyper}
+    learning_rate = hyper.get("learning_rate", {"sgd": 0.01}.get(rule, 0.001))
+    params = [np.asarray(p, dtype=np.float64) for p in params]
+    for grads in grads_per_step:
+        params, grads = clip_and_decay(params, grads, learning_rate, **base)
+        stepped = [optimizer_step(rule, p, g, s, **hyper) for p, g, s in zip(params, grads, states)]
+        params = [p for p, _ in stepped]
+        states = [s for _, s in stepped]
+    return params, states

@@ -1,0 +1,73 @@
+"""``fastdnn-gradcheck``: check every backward pass and update rule from the shell.
+
+Exit status: 0 when every check passes, 1 when any fails, 2 on a usage error.
+"""
+
+import argparse
+import sys
+
+from verify import report, run, selftest
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="fastdnn-gradcheck",
+        description="Check every gradient and update rule of fastdnn against finite differences and a NumPy reference.",
+    )
+    parser.add_argument("--only", metavar="PATTERN", help="only ops matching PATTERN: a substring, or a glob (adam*, layer:Dense*)")
+    parser.add_argument("--mode", choices=("full", "random"), help="full Jacobian or random directions for every case (default: each case's own)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for inputs and random directions (default 0)")
+    parser.add_argument("--json", metavar="FILE", help="also write machine-readable results to FILE")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--self-test", action="store_true", help="plant known bugs in copies of the kernels and show each is caught")
+    parser.add_argument("--quiet", action="store_true", help="print failures and the summary only")
+    return parser
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.self_test:
+        return _self_test(args)
+    chosen = run.selected(args.only, args.seed)
+    if not chosen:
+        parser.print_usage(sys.stderr)
+        print(f"fastdnn-gradcheck: error: no case matches --only {args.only!r} (see --list)", file=sys.stderr)
+        return 2
+    if args.list:
+        for case, mode in chosen:
+            print(f"{case.op}  [{mode if args.mode is None or case.kind == 'update_rule' else args.mode}]")
+        print(f"{len(chosen)} cases")
+        return 0
+    results, seconds = run.run(args.only, args.mode, args.seed)
+    if not args.quiet:
+        print(report.table(results))
+        print()
+    failures = report.failures(results)
+    if failures:
+        print(failures)
+        print()
+    print(report.summary(results, seconds))
+    if args.json:
+        report.write_json(args.json, results, seconds, {"seed": args.seed, "mode": args.mode, "only": args.only})
+    return 0 if all(r.passed for r in results) else 1
+
+
+def _self_test(args):
+    rows, seconds = selftest.self_test(args.seed)
+    width = max(len(r["description"]) for r in rows)
+    print(f"{'planted bug':{width}s}  {'kind':18s}  {'cases':>5s}  result")
+    for row in rows:
+        print(f"{row['description']:{width}s}  {row['kind']:18s}  {row['cases']:5d}  {'caught' if row['caught'] else 'MISSED'}")
+    caught = sum(row["caught"] for row in rows)
+    print(f"\nself-test: {caught} of {len(rows)} planted bugs caught ({seconds:.1f} s)")
+    if args.json:
+        import json
+
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"planted": len(rows), "caught": caught, "mutations": rows}, handle, indent=2)
+    return 0 if caught == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
