@@ -180,7 +180,7 @@ class Sequential:
     def _inputs(self, x, name="x"):
         """Validated float inputs (building the model from their shape if needed)."""
         dtype = self.dtype if self.built else np.dtype(config.floatx())
-        x = validation.float_array(x, name, dtype, min_ndim=2)
+        x = self._layers[0].validate_input(x, name, dtype) if self._layers else validation.float_array(x, name, dtype)
         if not self.built:
             self.build(None if self._input_shape is not None else x.shape[1:])
         if x.shape[1:] != self._input_shape:
@@ -437,23 +437,17 @@ class Sequential:
         return [w for layer in self._layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
-        """Set every parameter from a list like `get_weights` returns (validated before any write)."""
+        """Set every variable from a list like `get_weights` returns (validated before any write)."""
         self._require_built("set_weights")
-        expected = sum(len(layer.params) for layer in self._layers)
-        if not isinstance(weights, (list, tuple)) or len(weights) != expected:
+        variables = [(layer, key, value) for layer in self._layers for key, value in layer.variables.items()]
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(variables):
             count = len(weights) if isinstance(weights, (list, tuple)) else validation.describe(weights)
-            raise ValueError(f"weights: expected a list of {expected} arrays, received {count}")
-        position = 0
-        checked = []
-        for layer in self._layers:
-            for key, current in layer.params.items():
-                name = f"weights[{position}] ({layer.name}.{key})"
-                array = validation.float_array(weights[position], name, current.dtype, min_ndim=0)
-                if array.shape != current.shape:
-                    raise ValueError(f"{name}: expected shape {current.shape}, received {array.shape}")
-                checked.append((current, array))
-                position += 1
-        for current, array in checked:
+            raise ValueError(f"weights: expected a list of {len(variables)} arrays, received {count}")
+        checked = [
+            layers_module.checked_weight(value, current, f"weights[{i}] ({layer.name}.{key})")
+            for i, ((layer, key, current), value) in enumerate(zip(variables, weights))
+        ]
+        for (_, _, current), array in zip(variables, checked):
             current[...] = array
 
     def summary(self, print_fn=None):
@@ -472,7 +466,7 @@ class Sequential:
             print_fn("  ".join((name.ljust(widths[0]), shape.ljust(widths[1]), count.rjust(widths[2]))))
         print_fn(rule)
         total = self.count_params()
-        trainable = sum(layer.count_params() for layer in self._layers if layer.trainable)
+        trainable = sum(layer.count_trainable_params() for layer in self._layers)
         print_fn(f"Total params: {total:,} ({total * self.dtype.itemsize / 1024:.2f} KB)")
         print_fn(f"Trainable params: {trainable:,}")
         print_fn(f"Non-trainable params: {total - trainable:,}")

@@ -53,6 +53,8 @@ class Layer:
         self.dtype = None
         self.params = {}
         self.grads = {}
+        #: Non-trainable variables (moving statistics): saved and restored, never stepped.
+        self.state = {}
         self.compute_input_grad = True
         self._buffers = BufferPool()
 
@@ -68,33 +70,54 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def add_weight(self, name, shape, initializer):
-        """Create, initialize and register a parameter (and its zero gradient)."""
-        values = initializers.get(initializer)(shape, dtype=self.dtype)
-        self.params[name] = np.ascontiguousarray(values, dtype=self.dtype)
-        self.grads[name] = np.zeros_like(self.params[name])
-        return self.params[name]
+    def add_weight(self, name, shape, initializer, trainable=True):
+        """Create and initialize a variable: a parameter with a zero gradient, or (``trainable=False``)
+        an entry of ``state`` that the optimizer never touches.
+        """
+        values = np.ascontiguousarray(initializers.get(initializer)(shape, dtype=self.dtype), dtype=self.dtype)
+        if not trainable:
+            self.state[name] = values
+            return values
+        self.params[name] = values
+        self.grads[name] = np.zeros_like(values)
+        return values
+
+    @property
+    def variables(self):
+        """Every variable by name: the parameters, then the state (the order of `get_weights`)."""
+        return {**self.params, **self.state}
 
     def count_params(self):
-        return int(sum(p.size for p in self.params.values()))
+        return int(sum(v.size for v in self.variables.values()))
+
+    def count_trainable_params(self):
+        return int(sum(p.size for p in self.params.values())) if self.trainable else 0
 
     def get_weights(self):
-        """Copies of the parameters, in creation order."""
-        return [p.copy() for p in self.params.values()]
+        """Copies of every variable, parameters first, in creation order."""
+        return [v.copy() for v in self.variables.values()]
 
     def set_weights(self, weights):
-        """Copy ``weights`` (a list like `get_weights` returns) into the parameters, in place."""
-        if not isinstance(weights, (list, tuple)) or len(weights) != len(self.params):
+        """Copy ``weights`` (a list like `get_weights` returns) into the variables, in place.
+
+        Everything is validated before anything is written.
+        """
+        variables = self.variables
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(variables):
             count = len(weights) if isinstance(weights, (list, tuple)) else validation.describe(weights)
-            raise ValueError(f"weights: expected a list of {len(self.params)} arrays for layer {self.name!r}, received {count}")
-        checked = []
-        for (key, current), value in zip(self.params.items(), weights):
-            array = validation.float_array(value, f"weights for {self.name}.{key}", current.dtype, min_ndim=0)
-            if array.shape != current.shape:
-                raise ValueError(f"weights for {self.name}.{key}: expected shape {current.shape}, received {array.shape}")
-            checked.append(array)
-        for current, array in zip(self.params.values(), checked):
+            raise ValueError(f"weights: expected a list of {len(variables)} arrays for layer {self.name!r}, received {count}")
+        checked = [
+            checked_weight(value, current, f"weights for {self.name}.{key}")
+            for (key, current), value in zip(variables.items(), weights)
+        ]
+        for current, array in zip(variables.values(), checked):
             current[...] = array
+
+    def validate_input(self, x, name, dtype):
+        """The public-entry check of a model input when this layer comes first: a float array of
+        ``dtype`` with a batch axis. Layers taking other inputs (integer indices) override it.
+        """
+        return validation.float_array(x, name, dtype, min_ndim=2)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -112,7 +135,7 @@ class Layer:
     def __call__(self, x):
         """Build on first use, run an inference forward pass and return a fresh array."""
         dtype = self.dtype or config.floatx()
-        x = validation.float_array(x, "x", dtype, min_ndim=2)
+        x = self.validate_input(x, "x", dtype)
         if not self.built:
             self.build(x.shape[1:], dtype)
         self.check_input(x)
@@ -126,7 +149,7 @@ class Layer:
                 f"{name}: layer {self.name!r} expects input of shape (batch, {', '.join(map(str, self.input_shape))}), "
                 f"received {x.shape}"
             )
-        if x.dtype != self.dtype:
+        if x.dtype.kind == "f" and x.dtype != self.dtype:
             raise TypeError(f"{name}: layer {self.name!r} expects dtype {self.dtype}, received {x.dtype}")
 
     def buffer(self, key, shape):
@@ -147,6 +170,14 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+def checked_weight(value, current, name):
+    """``value`` validated to replace the variable ``current`` (same shape, finite, its dtype)."""
+    array = validation.float_array(value, name, current.dtype, min_ndim=0)
+    if array.shape != current.shape:
+        raise ValueError(f"{name}: expected shape {current.shape}, received {array.shape}")
+    return array
 
 
 def get(identifier):
