@@ -8,14 +8,18 @@
 """
 
 from fastdnn import activations, callbacks, config, initializers, layers, losses, metrics, optimizers
-from fastdnn.model import Sequential
+from fastdnn.model import Sequential, TrainingDivergedError
+from fastdnn.saving import FileFormatError, load_model
 from fastdnn.random import set_seed
 from fastdnn.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FileFormatError",
     "Sequential",
+    "TrainingDivergedError",
+    "load_model",
     "activations",
     "callbacks",
     "config",

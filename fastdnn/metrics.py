@@ -107,6 +107,9 @@ class BinaryAccuracy(_CountingMetric):
         self.hits += kernels.count_binary_matches(y_pred, targets, self.threshold)
         self.count += y_pred.size
 
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
+
 
 @registry.register("categorical_accuracy")
 class CategoricalAccuracy(_CountingMetric):
@@ -173,6 +176,9 @@ class _ConfusionMetric(Metric):
 
     def reset_state(self):
         self.counts = np.zeros(3, dtype=np.int64)  # tp, fp, fn
+
+    def get_config(self):
+        return {**super().get_config(), "thresholds": self.thresholds}
 
     def update(self, y_pred, targets):
         if targets.ndim == 1:

@@ -10,16 +10,22 @@ One training step::
     -> metrics, callbacks, progress
 """
 
+import math
+
 import numpy as np
 
 from fastdnn import callbacks as callbacks_module
 from fastdnn import config, layers as layers_module
-from fastdnn import losses, metrics as metrics_module, optimizers, random, validation
+from fastdnn import losses, metrics as metrics_module, optimizers, random, saving, validation
 from fastdnn.buffers import BufferPool
-from fastdnn.kernels.cpu.data import take_rows
+from fastdnn.kernels.cpu.data import all_finite, take_rows
 from fastdnn.params import ParameterStore
 
 _PREDICT_BATCH = 1024  # rows per chunk when batch_size is None: big enough for BLAS, small for memory
+
+
+class TrainingDivergedError(ValueError):
+    """The loss became NaN or infinite during ``fit`` although inputs and targets were finite."""
 
 
 class Sequential:
@@ -269,7 +275,8 @@ class Sequential:
 
         callbacks = callbacks_module.checked(callbacks)
         self.history = callbacks_module.History()
-        callback_list = [self.history] + callbacks
+        # History last, so that it records what the other callbacks add to the logs (learning_rate).
+        callback_list = callbacks + [self.history]
         if verbose:
             callback_list.insert(0, callbacks_module.ProgbarLogger(verbose))
         steps = -(-x.shape[0] // batch_size)
@@ -277,18 +284,52 @@ class Sequential:
             callback_list, self, {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
         )
         self.stop_training = False
+        terminate_on_nan = [c for c in callbacks if isinstance(c, callbacks_module.TerminateOnNaN)]
+        snapshot = _Snapshot(self)
         hooks.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            hooks.on_epoch_begin(epoch)
-            logs = self._train_epoch(x, targets, batch_size, shuffle, hooks)
-            if x_val is not None and not self.stop_training:
-                val_logs = self._evaluate_arrays(x_val, t_val, _PREDICT_BATCH)
-                logs.update({f"val_{key}": value for key, value in val_logs.items()})
-            hooks.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        hooks.on_train_end()
+        try:
+            for epoch in range(initial_epoch, epochs):
+                hooks.on_epoch_begin(epoch)
+                if self.stop_training:
+                    break
+                snapshot.take()
+                logs, failure = self._train_epoch(x, targets, batch_size, shuffle, hooks)
+                if failure is None and not all_finite(self._store.params):
+                    failure = (steps - 1, None)  # an update overflowed although every loss was finite
+                if failure is not None:
+                    self._diverged(epoch, *failure, snapshot, terminate_on_nan)
+                    break
+                if x_val is not None and not self.stop_training:
+                    val_logs = self._evaluate_arrays(x_val, t_val, _PREDICT_BATCH)
+                    logs.update({f"val_{key}": value for key, value in val_logs.items()})
+                hooks.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            # Also on Ctrl-C: files close, History keeps the finished epochs, the model keeps the
+            # weights of its last completed step.
+            hooks.on_train_end()
         return self.history
+
+    def _diverged(self, epoch, batch, loss_value, snapshot, terminate_on_nan):
+        """The loss went non-finite: keep finite weights (restoring the epoch's start if an update
+        overflowed), then stop quietly for TerminateOnNaN or raise."""
+        restored = not all_finite(self._store.params)
+        if restored:
+            snapshot.restore()
+        for callback in terminate_on_nan:
+            callback.on_nonfinite_loss(epoch, batch, loss_value)
+        if terminate_on_nan:
+            self.stop_training = True
+            return
+        kept = "were put back to the start of that epoch" if restored else "are those of the last finite step"
+        what = "the weights overflowed" if loss_value is None else f"the loss became {loss_value}"
+        raise TrainingDivergedError(
+            f"learning_rate: training diverged at epoch {epoch + 1}, batch {batch}: {what} "
+            f"although inputs and targets are finite. The weights {kept}. Lower the learning rate "
+            f"(now {self.optimizer.learning_rate:g}), clip gradients (clipnorm=...), or pass "
+            f"callbacks=[TerminateOnNaN()] to stop without an error."
+        )
 
     def _validation_data(self, validation_data):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -296,6 +337,9 @@ class Sequential:
         return self._data(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]")
 
     def _train_epoch(self, x, targets, batch_size, shuffle, hooks):
+        """One pass over the data. Returns ``(logs, failure)``; ``failure`` is ``(batch, loss)`` when a
+        batch's loss was not finite (that step is not applied), else None.
+        """
         n = x.shape[0]
         order = random.generator().permutation(n) if shuffle else None
         flat_x = x.reshape(n, -1)
@@ -318,6 +362,8 @@ class Sequential:
                 take_rows(targets, index, tb)
             hooks.on_train_batch_begin(batch)
             loss_value = self._train_step(xb.reshape(stop - start, *x.shape[1:]), self._kernel_targets(tb))
+            if not math.isfinite(loss_value):
+                return self._logs(loss_sum / max(seen, 1)), (batch, loss_value)
             loss_sum += loss_value * (stop - start)
             seen += stop - start
             if batch_logs:
@@ -325,7 +371,7 @@ class Sequential:
             hooks.on_train_batch_end(batch, logs)
             if self.stop_training:
                 break
-        return self._logs(loss_sum / max(seen, 1))
+        return self._logs(loss_sum / max(seen, 1)), None
 
     def _logs(self, loss_value):
         logs = {"loss": float(loss_value)}
@@ -340,8 +386,13 @@ class Sequential:
         return out.reshape(-1, self.output_shape[-1])
 
     def _train_step(self, xb, tb):
-        """Forward, loss, backward and one optimizer step on a batch; returns the batch's mean loss."""
+        """Forward, loss, backward and one optimizer step on a batch; returns the batch's mean loss.
+
+        A non-finite loss skips the step, so that its NaN never reaches the weights.
+        """
         loss_value, y_pred = self._loss_and_gradients(xb, tb)
+        if not math.isfinite(loss_value):
+            return loss_value
         self.optimizer.step(self._store.params, self._store.grads, self._store.offsets)
         for metric in self.metrics:
             metric.update(y_pred, tb)
@@ -471,6 +522,23 @@ class Sequential:
         print_fn(f"Trainable params: {trainable:,}")
         print_fn(f"Non-trainable params: {total - trainable:,}")
 
+    # -- saving ----------------------------------------------------------------------------------
+
+    def save(self, path, include_optimizer=True):
+        """Write architecture, weights, compile settings and optimizer state to one file (atomically).
+
+        ``fd.load_model(path)`` gives the model back, ready to continue training.
+        """
+        saving.save_model(self, path, include_optimizer=include_optimizer)
+
+    def save_weights(self, path):
+        """Write only the weights (see `load_weights`)."""
+        saving.save_weights(self, path)
+
+    def load_weights(self, path):
+        """Set the weights from a file written by `save_weights` or `save`, after checking every shape."""
+        saving.load_weights(self, path)
+
     def get_config(self):
         config_ = {"name": self.name, "layers": [layers_module.serialize(layer) for layer in self._layers]}
         if self._input_shape is not None:
@@ -491,3 +559,25 @@ def _verbosity(verbose):
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose: expected 'auto', 0, 1 or 2, received {verbose!r}")
     return int(verbose)
+
+
+class _Snapshot:
+    """Copies of every trainable parameter, optimizer state buffer and layer state, taken at the start
+    of each epoch into buffers allocated once, so that a diverged epoch can be undone.
+    """
+
+    def __init__(self, model):
+        arrays = [model._store.params, *model.optimizer.state.values()]
+        arrays += [value for layer in model.layers for value in layer.state.values()]
+        self._pairs = [(array, np.empty_like(array)) for array in arrays]
+        self._optimizer = model.optimizer
+
+    def take(self):
+        for live, copy in self._pairs:
+            np.copyto(copy, live)
+        self._iterations = self._optimizer.iterations
+
+    def restore(self):
+        for live, copy in self._pairs:
+            np.copyto(live, copy)
+        self._optimizer.iterations = self._iterations

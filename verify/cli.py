@@ -14,6 +14,7 @@ def _parser():
         prog="fastdnn-gradcheck",
         description="Check every gradient and update rule of fastdnn against finite differences and a NumPy reference.",
     )
+    parser.add_argument("model", nargs="?", help="a saved model (.fdnn) to check end to end instead of the built-in cases")
     parser.add_argument("--only", metavar="PATTERN", help="only ops matching PATTERN: a substring, or a glob (adam*, layer:Dense*)")
     parser.add_argument("--mode", choices=("full", "random"), help="full Jacobian or random directions for every case (default: each case's own)")
     parser.add_argument("--seed", type=int, default=0, help="seed for inputs and random directions (default 0)")
@@ -29,6 +30,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.self_test:
         return _self_test(args)
+    if args.model:
+        return _check_saved_model(args)
     chosen = run.selected(args.only, args.seed)
     if not chosen:
         parser.print_usage(sys.stderr)
@@ -51,6 +54,31 @@ def main(argv=None):
     if args.json:
         report.write_json(args.json, results, seconds, {"seed": args.seed, "mode": args.mode, "only": args.only})
     return 0 if all(r.passed for r in results) else 1
+
+
+def _check_saved_model(args):
+    import fastdnn as fd
+    from verify.models import check_model, random_batch
+
+    try:
+        model = fd.load_model(args.model)
+    except (OSError, ValueError) as error:
+        print(f"fastdnn-gradcheck: error: {error}", file=sys.stderr)
+        return 2
+    if not model.compiled:
+        print(f"fastdnn-gradcheck: error: {args.model} was saved without a loss; nothing to differentiate", file=sys.stderr)
+        return 2
+    x, y = random_batch(model, seed=args.seed)
+    result = check_model(model, x, y, mode=args.mode, seed=args.seed)
+    if not args.quiet:
+        print(report.table(result.results))
+        print()
+    print(result)
+    verdict = "all passed" if result.passed else "FAILED"
+    print(f"\n{args.model}: {len(result.results)} parameter arrays checked on a random batch of {len(x)}: {verdict}")
+    if args.json:
+        report.write_json(args.json, result.results, 0.0, {"model": args.model, "per_layer": result.per_layer()})
+    return 0 if result.passed else 1
 
 
 def _self_test(args):

@@ -41,6 +41,30 @@ class ModelCheck:
         return "\n".join(lines)
 
 
+def random_batch(model, n=MAX_SAMPLES, seed=0):
+    """Inputs and valid targets shaped for a built, compiled ``model``: what ``fastdnn-gradcheck
+    model.fdnn`` checks a saved model on.
+    """
+    rng = np.random.default_rng(seed)
+    first = model.layers[0]
+    if hasattr(first, "input_dim"):  # integer indices (Embedding)
+        x = rng.integers(0, first.input_dim, (n, *model._input_shape))
+    else:
+        x = rng.normal(size=(n, *model._input_shape))
+    width = model.output_shape[-1]
+    rows = (n, *model.output_shape[:-1])
+    name = model.loss.name
+    if name == "sparse_categorical_crossentropy":
+        y = rng.integers(0, width, rows)
+    elif name == "categorical_crossentropy":
+        y = np.eye(width)[rng.integers(0, width, rows)]
+    elif name == "binary_crossentropy":
+        y = rng.integers(0, 2, (*rows, width)).astype(np.float64)
+    else:
+        y = rng.normal(size=(*rows, width))
+    return x, y
+
+
 def check_model(model, x, y, mode=None, seed=0):
     """Check ``d loss / d parameter`` of a compiled model by finite differences in float64.
 

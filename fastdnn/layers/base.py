@@ -7,6 +7,7 @@ first use and returns a fresh array.
 
 import itertools
 import re
+import threading
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class Layer:
         #: Non-trainable variables (moving statistics): saved and restored, never stepped.
         self.state = {}
         self.compute_input_grad = True
-        self._buffers = BufferPool()
+        self._local = threading.local()
 
     # -- building --------------------------------------------------------------------------------
 
@@ -153,8 +154,25 @@ class Layer:
             raise TypeError(f"{name}: layer {self.name!r} expects dtype {self.dtype}, received {x.dtype}")
 
     def buffer(self, key, shape):
-        """A ``shape`` view of this layer's reused buffer ``key`` (see `BufferPool`)."""
-        return self._buffers.get(key, shape, self.dtype)
+        """A ``shape`` view of this layer's reused buffer ``key`` (see `BufferPool`).
+
+        Buffers are per thread, so that ``predict`` may run in several threads at once.
+        """
+        pool = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = BufferPool()
+        return pool.get(key, shape, self.dtype)
+
+    def __getstate__(self):
+        # Buffers are scratch space: copies and pickles of a layer start without them.
+        state = dict(self.__dict__)
+        state.pop("_local", None)
+        state.pop("_cache", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     # -- config ----------------------------------------------------------------------------------
 

@@ -83,12 +83,14 @@ def forward_scalar(code, z, alpha):
         return sigmoid_scalar(z)
     if code == TANH:
         return math.tanh(z)
+    # "<= 0" rather than "> 0": a NaN falls through to z and propagates, as in NumPy, instead of
+    # being silently turned into 0 (which would hide NaN weights behind a finite loss).
     if code == RELU:
-        return z if z > _ZERO else _ZERO
+        return _ZERO if z <= _ZERO else z
     if code == LEAKY_RELU:
-        return z if z > _ZERO else alpha * z
+        return alpha * z if z <= _ZERO else z
     if code == ELU:
-        return z if z > _ZERO else alpha * math.expm1(z)
+        return alpha * math.expm1(z) if z <= _ZERO else z
     if code == SOFTPLUS:
         return softplus_scalar(z)
     # SILU (GELU has loops of its own: see gelu_scalar)

@@ -1,0 +1,240 @@
+"""Saving and loading models: one zip file, JSON for structure, ``.npy`` for arrays, no pickle anywhere.
+
+A ``.fdnn`` file holds ``fastdnn.json`` (format version, architecture, dtype, compile settings, the
+list of variables, the random state) and one ``.npy`` entry per weight and optimizer state buffer.
+Arrays are read with ``allow_pickle=False``: an entry that would need unpickling is refused, so a file
+from an untrusted source cannot run code. Writes go to a temporary file in the same folder that
+replaces the target only when complete (``os.replace``), so a crash mid-save leaves the previous
+file intact. Zip CRCs catch corrupted entries; every other mismatch is named in the error.
+"""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from fastdnn import config, losses, metrics as metrics_module, optimizers, random, validation
+
+FORMAT = "fastdnn"
+VERSION = 1
+MANIFEST = "fastdnn.json"
+
+
+class FileFormatError(ValueError):
+    """A file that is not a fastdnn save, is damaged, or does not fit the model."""
+
+
+# -- writing ----------------------------------------------------------------------------------------
+
+
+def save_model(model, path, include_optimizer=True):
+    """Write ``model`` (architecture, weights, compile settings, optimizer state, random state) to ``path``."""
+    model._require_built("save")
+    manifest = {"format": FORMAT, "version": VERSION, "kind": "model", "model": model.get_config(), "dtype": model.dtype.name}
+    arrays = {}
+    manifest["variables"] = _variables_entry(model, arrays)
+    if model.compiled:
+        manifest["compile"] = {
+            "optimizer": model.optimizer.get_config(),
+            "loss": model.loss.get_config(),
+            "metrics": [_metric_entry(m) for m in model._metric_identifiers],
+        }
+        if include_optimizer:
+            state = model.optimizer.get_state()
+            manifest["optimizer_state"] = {"iterations": state["iterations"], "buffers": []}
+            for name, values in state["buffers"].items():
+                entry = f"optimizer/{name}.npy"
+                arrays[entry] = values
+                manifest["optimizer_state"]["buffers"].append({"name": name, "file": entry})
+    manifest["random_state"] = random.generator().bit_generator.state
+    _write_atomically(path, manifest, arrays)
+
+
+def save_weights(model, path):
+    """Write only the variables of ``model`` (see `load_weights`)."""
+    model._require_built("save_weights")
+    arrays = {}
+    manifest = {"format": FORMAT, "version": VERSION, "kind": "weights", "dtype": model.dtype.name}
+    manifest["variables"] = _variables_entry(model, arrays)
+    _write_atomically(path, manifest, arrays)
+
+
+def _variables_entry(model, arrays):
+    entries = []
+    for index, (layer, key, value) in enumerate(_model_variables(model)):
+        entry = f"variables/{index}.npy"
+        arrays[entry] = value
+        entries.append({"layer": layer.name, "name": key, "shape": list(value.shape), "file": entry})
+    return entries
+
+
+def _model_variables(model):
+    return [(layer, key, value) for layer in model.layers for key, value in layer.variables.items()]
+
+
+def _metric_entry(metric):
+    if isinstance(metric, str):
+        return metric
+    for name, cls in metrics_module.registry.canonical_items():
+        if type(metric) is cls:
+            return {"class": name, "config": metric.get_config()}
+    raise ValueError(f"metrics: {metric!r} is not a registered metric class and cannot be saved")
+
+
+def _write_atomically(path, manifest, arrays):
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"path: folder {folder!r} does not exist")
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.partial")
+    try:
+        with open(temporary, "wb") as handle:
+            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
+                archive.writestr(MANIFEST, json.dumps(manifest, indent=1))
+                for name, values in arrays.items():
+                    with archive.open(name, "w", force_zip64=True) as entry:
+                        np.lib.format.write_array(entry, np.ascontiguousarray(values), allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+def _open(path):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"path: no such file {path!r}")
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:
+        raise FileFormatError(f"{path}: not a fastdnn file, or truncated ({error})") from None
+    try:
+        manifest = json.loads(archive.read(MANIFEST).decode("utf-8"))
+    except KeyError:
+        archive.close()
+        raise FileFormatError(f"{path}: a zip file, but not a fastdnn save (no {MANIFEST})") from None
+    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError, OSError) as error:
+        archive.close()
+        raise FileFormatError(f"{path}: damaged manifest ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        archive.close()
+        raise FileFormatError(f"{path}: not a fastdnn save (format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    if manifest.get("version") != VERSION:
+        archive.close()
+        raise FileFormatError(f"{path}: format version {manifest.get('version')!r}; this fastdnn reads version {VERSION}")
+    return archive, manifest
+
+
+def _read_array(archive, name, path):
+    try:
+        with archive.open(name) as entry:
+            data = entry.read()
+    except KeyError:
+        raise FileFormatError(f"{path}: entry {name!r} is missing") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise FileFormatError(f"{path}: entry {name!r} is damaged ({error})") from None
+    try:
+        return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error) or "Object arrays" in str(error):
+            raise FileFormatError(
+                f"{path}: entry {name!r} asks to unpickle Python objects; refused (loading must not run code)"
+            ) from None
+        raise FileFormatError(f"{path}: entry {name!r} is not a valid array ({error})") from None
+    except (OSError, EOFError) as error:
+        raise FileFormatError(f"{path}: entry {name!r} is damaged ({error})") from None
+
+
+def _assign_variables(model, archive, manifest, path):
+    """Read every variable, check it against the model, then write them all (nothing on error)."""
+    entries = manifest.get("variables")
+    variables = _model_variables(model)
+    if not isinstance(entries, list) or len(entries) != len(variables):
+        count = len(entries) if isinstance(entries, list) else "no"
+        raise FileFormatError(f"{path}: holds {count} weight arrays, the model has {len(variables)}")
+    loaded = []
+    for entry, (layer, key, current) in zip(entries, variables):
+        values = _read_array(archive, entry.get("file", ""), path)
+        where = f"{layer.name}.{key}"
+        if values.shape != current.shape:
+            raise FileFormatError(
+                f"{path}: weights for {where} have shape {values.shape} (saved as {entry.get('layer')}.{entry.get('name')}), "
+                f"the model expects {current.shape}"
+            )
+        if values.dtype.kind not in "fiu" or not np.all(np.isfinite(values)):
+            raise FileFormatError(f"{path}: weights for {where} are not finite numbers")
+        loaded.append((current, values))
+    for current, values in loaded:
+        current[...] = values
+
+
+def load_model(path, compile=True):
+    """Rebuild the model saved at ``path``: architecture, weights, and (``compile``) its loss, metrics,
+    optimizer and optimizer state, ready to continue training.
+
+    The random state saved with the model is restored too, so that a resumed run shuffles exactly as
+    an uninterrupted one would.
+    """
+    from fastdnn.model import Sequential
+
+    compile = validation.boolean(compile, "compile")
+    archive, manifest = _open(path)
+    with archive:
+        if manifest.get("kind") != "model":
+            raise FileFormatError(f"{path}: holds only weights (saved by save_weights); use model.load_weights")
+        dtype = manifest.get("dtype", "float32")
+        previous = config.floatx()
+        config.set_floatx(dtype)
+        try:
+            model = Sequential.from_config(manifest["model"])
+            model._require_built("load_model")
+        except (KeyError, TypeError, ValueError) as error:
+            raise FileFormatError(f"{path}: the saved architecture cannot be rebuilt ({error})") from None
+        finally:
+            config.set_floatx(previous)
+        _assign_variables(model, archive, manifest, path)
+        settings = manifest.get("compile")
+        if compile and settings:
+            try:
+                model.compile(
+                    optimizer=optimizers.get(settings["optimizer"]),
+                    loss=losses.get(settings["loss"]),
+                    metrics=[_metric_from_entry(entry) for entry in settings.get("metrics", [])],
+                )
+            except (KeyError, TypeError, ValueError) as error:
+                raise FileFormatError(f"{path}: the saved compile settings are invalid ({error})") from None
+            state = manifest.get("optimizer_state")
+            if state:
+                buffers = {entry["name"]: _read_array(archive, entry["file"], path) for entry in state.get("buffers", [])}
+                try:
+                    model.optimizer.set_state({"iterations": state.get("iterations", 0), "buffers": buffers})
+                except (TypeError, ValueError) as error:
+                    raise FileFormatError(f"{path}: the saved optimizer state does not fit ({error})") from None
+        if "random_state" in manifest:
+            try:
+                random.generator().bit_generator.state = manifest["random_state"]
+            except (TypeError, ValueError, KeyError) as error:
+                raise FileFormatError(f"{path}: invalid random state ({error})") from None
+    return model
+
+
+def load_weights(model, path):
+    """Set ``model``'s variables from a file written by `save_weights` or `save_model`."""
+    model._require_built("load_weights")
+    archive, manifest = _open(path)
+    with archive:
+        _assign_variables(model, archive, manifest, path)
+
+
+def _metric_from_entry(entry):
+    if isinstance(entry, str):
+        return entry
+    cls = metrics_module.registry.lookup(entry["class"])
+    return cls(**entry.get("config", {}))
