@@ -156,10 +156,10 @@ def get(identifier, **params):
         function = identifier
     elif isinstance(identifier, dict):
         config_ = dict(identifier)
-        function = registry.lookup(config_.pop("name", None))
+        function = registry.lookup(config_.pop("name", None), "activation")
         params = {**config_, **params}
     elif isinstance(identifier, str):
-        function = registry.lookup(identifier)
+        function = registry.lookup(identifier, "activation")
     else:
         raise TypeError(
             f"activation: expected a name ({', '.join(registry.names())}), None, or an activation from "

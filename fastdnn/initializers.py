@@ -102,7 +102,7 @@ class TruncatedNormal(RandomNormal):
         return _truncated_normal(shape, self.mean, self.stddev)
 
 
-@registry.register("random_uniform")
+@registry.register("random_uniform", "uniform")
 class RandomUniform(Initializer):
     def __init__(self, minval=-0.05, maxval=0.05):
         self.minval = validation.real_number(minval, "minval")
@@ -208,9 +208,9 @@ class Orthogonal(Initializer):
         return {"gain": self.gain}
 
 
-def get(identifier):
+def get(identifier, argument="initializer"):
     """An initializer from a name, an ``Initializer`` instance, or a config dict ``{"name": ..., ...}``."""
-    return registry.resolve(identifier, Initializer, "a fastdnn.initializers.Initializer")
+    return registry.resolve(identifier, Initializer, "a fastdnn.initializers.Initializer", argument)
 
 
 def serialize(initializer):

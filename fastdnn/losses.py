@@ -54,7 +54,7 @@ class Loss:
         width = output_shape[-1]
         rows = n_rows * int(np.prod(output_shape[:-1], dtype=np.int64))
         if self.sparse:
-            labels = validation.label_array(_flatten_label_axes(y, output_shape), name, width, rows)
+            labels = validation.label_array(_flatten_label_axes(y, output_shape, name), name, width, rows)
             return labels
         targets = validation.float_array(y, name, dtype)
         if targets.ndim == len(output_shape):  # (n,) targets for a (n, 1) output
@@ -114,9 +114,9 @@ class Loss:
         return f"<loss {self.name}{' from_logits' if self.from_logits else ''}>"
 
 
-def _flatten_label_axes(y, output_shape):
+def _flatten_label_axes(y, output_shape, name):
     """Labels for a (n, ..., k) output arrive as (n, ...) or (n, ..., 1): flatten to one per row."""
-    array = validation.to_array(y, "y")
+    array = validation.to_array(y, name)
     if len(output_shape) > 1:
         array = array.reshape(-1)
     return array

@@ -227,7 +227,7 @@ def get(identifier, loss=None, output_width=None):
             f"metrics: expected names ({', '.join(registry.names())}) or fastdnn.metrics.Metric "
             f"instances, received {validation.describe(identifier)}"
         )
-    cls = registry.lookup(identifier)
+    cls = registry.lookup(identifier, "metrics")
     if cls is Accuracy:
         cls = _resolve_accuracy(loss, output_width)
     return cls(name=identifier)

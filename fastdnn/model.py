@@ -136,7 +136,7 @@ class Sequential:
             if not isinstance(metric, (str, metrics_module.Metric)):
                 raise TypeError(f"metrics[{i}]: expected a metric name or a Metric, received {validation.describe(metric)}")
             if isinstance(metric, str):
-                metrics_module.registry.lookup(metric)
+                metrics_module.registry.lookup(metric, f"metrics[{i}]")
         self._metric_identifiers = list(metrics)
         self.compiled = True
         if not self.built and self._input_shape is not None and self._layers:

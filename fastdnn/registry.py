@@ -28,32 +28,38 @@ class Registry:
 
         return decorator
 
-    def lookup(self, name):
-        """Return what is registered under ``name``; an unknown name lists the valid ones."""
+    def lookup(self, name, argument=None):
+        """Return what is registered under ``name``; an unknown name lists the valid ones.
+
+        ``argument`` is the caller's parameter name, which errors start with (default: the kind).
+        """
+        argument = argument or self.kind
         if not isinstance(name, str):
-            raise TypeError(f"{self.kind}: expected a name (str), received {type(name).__name__}")
+            raise TypeError(f"{argument}: expected a {self.kind} name (str), received {type(name).__name__}")
         key = name.strip().lower()
         try:
             return self._entries[key]
         except KeyError:
             raise ValueError(
-                f"unknown {self.kind} {name!r}; valid names are: {', '.join(self.names(aliases=True))}"
+                f"{argument}: unknown {self.kind} {name!r}; valid names are: {', '.join(self.names(aliases=True))}"
             ) from None
 
-    def resolve(self, identifier, instance_type, description):
+    def resolve(self, identifier, instance_type, description, argument=None):
         """An instance from ``identifier``: an ``instance_type`` as is, a name (default arguments), or a
-        config dict ``{"name": ..., **arguments}``; ``description`` names the accepted type in errors.
+        config dict ``{"name": ..., **arguments}``; ``description`` names the accepted type in errors,
+        which start with ``argument`` (default: the kind).
         """
+        argument = argument or self.kind
         if isinstance(identifier, instance_type):
             return identifier
         if isinstance(identifier, dict):
             config = dict(identifier)
-            return self.lookup(config.pop("name", None))(**config)
+            return self.lookup(config.pop("name", None), argument)(**config)
         if isinstance(identifier, str):
-            return self.lookup(identifier)()
+            return self.lookup(identifier, argument)()
         received = type(identifier).__name__
         raise TypeError(
-            f"{self.kind}: expected a name ({', '.join(self.names(aliases=True))}) or {description}, "
+            f"{argument}: expected a name ({', '.join(self.names(aliases=True))}) or {description}, "
             f"received {identifier!r:.60} ({received})"
         )
 

@@ -43,8 +43,12 @@ def check_finite(array, name):
     """Raise if ``array`` (float) holds NaN or infinity, naming the first offending position."""
     if array.dtype.kind != "f":
         return
-    flat = array.reshape(-1) if array.flags.c_contiguous else np.ascontiguousarray(array).reshape(-1)
-    if all_finite(flat):
+    if array.dtype in (np.float32, np.float64):
+        flat = array.reshape(-1) if array.flags.c_contiguous else np.ascontiguousarray(array).reshape(-1)
+        finite = all_finite(flat)  # no temporary boolean array for the common types
+    else:
+        finite = bool(np.isfinite(array).all())  # float16, longdouble: rare, NumPy is fine
+    if finite:
         return
     bad = np.argwhere(~np.isfinite(array))
     position = tuple(int(i) for i in bad[0])
@@ -143,3 +147,48 @@ def shape_tuple(value, name):
     if not isinstance(value, (tuple, list)) or not value:
         raise TypeError(f"{name}: expected a non-empty tuple of positive integers, received {describe(value)}")
     return tuple(positive_int(dim, f"{name}[{i}]") for i, dim in enumerate(value))
+
+
+def int_tuple(value, name, length):
+    """A tuple of ``length`` positive ints from an int (repeated) or a sequence (``kernel_size=3``)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,) * length
+    if not isinstance(value, (tuple, list)) or len(value) != length:
+        raise TypeError(f"{name}: expected a positive integer or a tuple of {length} positive integers, received {describe(value)}")
+    return tuple(positive_int(v, f"{name}[{i}]") for i, v in enumerate(value))
+
+
+def choice(value, name, options):
+    """``value`` if it is one of ``options`` (strings compared in lower case)."""
+    key = value.lower() if isinstance(value, str) else value
+    if key not in options:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, options))}, received {value!r}")
+    return key
+
+
+def index_array(value, name, size, min_ndim=1, what="indices"):
+    """Validated integer indices in ``[0, size)`` as a C-contiguous int64 array.
+
+    Accepts integer arrays and float arrays holding whole numbers; the error for an index out of
+    range names the first offending value and its position.
+    """
+    array = to_array(value, name)
+    if array.ndim < min_ndim:
+        raise ValueError(f"{name}: expected {what} with at least {min_ndim} dimension(s), received {describe(array)}")
+    if array.size == 0:
+        raise ValueError(f"{name}: expected at least one index, received an empty array of shape {array.shape}")
+    if array.dtype.kind == "f":
+        check_finite(array, name)
+        if not np.all(array == np.round(array)):
+            raise ValueError(f"{name}: expected whole-number {what}, received non-integer values")
+    elif array.dtype.kind == "b":
+        raise TypeError(f"{name}: expected integer {what}, received a boolean array")
+    indices = np.ascontiguousarray(array, dtype=np.int64)
+    outside = (indices < 0) | (indices >= size)
+    if outside.any():
+        position = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(
+            f"{name}: expected {what} in [0, {size}), received {int(indices[position])} at position {position} "
+            f"({int(outside.sum())} out of range)"
+        )
+    return indices

@@ -81,8 +81,8 @@ class Dense(_ActivationMixin, Layer):
         self.units = validation.positive_int(units, "units")
         self._init_activation(activation)
         self.use_bias = validation.boolean(use_bias, "use_bias")
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
