@@ -27,7 +27,10 @@ def _unique_name(base):
 
 
 def _snake_case(name):
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    """Keras's default layer names: ``Dense`` -> ``dense``, ``Conv2D`` -> ``conv2d``,
+    ``SimpleRNN`` -> ``simple_rnn``, ``GlobalAveragePooling2D`` -> ``global_average_pooling2d``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class Layer:
