@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import fastdnn as fd
+from verify import reference
 from verify.gradcheck import GradientCase
 
 FLOAT64 = np.float64
@@ -126,37 +127,112 @@ def _loss_case(op, loss, t, p, note):
 # -- layers -----------------------------------------------------------------------------------------
 
 
+@dataclass
+class LayerVariant:
+    """One configuration of a registered layer and the inputs its cases run on.
+
+    Parameters
+    ----------
+    label : str
+        Name in reports, e.g. ``"Conv2D(3, k=3, same, tanh)"``.
+    registered : str
+        The registry name the cases cover.
+    factory : callable
+        ``factory(units)`` -> an unbuilt layer; ``units`` is ``n_out`` of `LAYER_SHAPES` for the
+        Dense-style cases (``inputs is None``), None otherwise.
+    inputs : list of ((batch, *sample shape), mode), optional
+        Input shapes; None: the Dense-style `LAYER_SHAPES`, ``(n, n_in)`` inputs, shape-preserving
+        layers getting ``n_in = n_out``.
+    make_input : callable (rng, shape) -> (x, note), optional
+        How inputs are drawn (standard normal by default).
+    prepare : callable (layer, x, rng) -> note, optional
+        Run after building (and after `randomize` when set): steer pre-activations off kinks, set state.
+    randomize : bool
+        Draw every parameter from N(0, 0.5^2) instead of its initializer, so that zero biases and unit
+        scales hide no term of the gradient.
+    differentiate_input : bool
+        Whether ``x`` is an argument (False for integer inputs: the layer gets ``compute_input_grad = False``).
+    before_forward : callable (layer) -> None, optional
+        Called before every forward pass (re-seeding a dropout mask, so that every call draws the same one).
+    """
+
+    label: str
+    registered: str
+    factory: object
+    inputs: list = None
+    make_input: object = None
+    prepare: object = None
+    randomize: bool = False
+    differentiate_input: bool = True
+    before_forward: object = None
+
+
+def _legacy_variants(name, cls):
+    """Dense, Activation and any other layer without listed variants (taken as shape-preserving)."""
+    if cls is fd.layers.Dense:
+        for activation in fd.activations.registry.names():
+            yield LayerVariant(f"Dense({activation})", name, lambda units, a=activation: fd.layers.Dense(units, activation=a))
+        yield LayerVariant("Dense(tanh, no bias)", name, lambda units: fd.layers.Dense(units, activation="tanh", use_bias=False))
+        slope = fd.activations.get("leaky_relu", negative_slope=0.1)
+        yield LayerVariant("Dense(leaky_relu 0.1)", name, lambda units: fd.layers.Dense(units, activation=slope))
+    elif cls is fd.layers.Activation:
+        for activation in fd.activations.registry.names():
+            yield LayerVariant(f"Activation({activation})", name, lambda units, a=activation: fd.layers.Activation(a))
+    else:
+        yield LayerVariant(cls.__name__, name, lambda units, cls=cls: cls())
+
+
 def _layer_variants():
-    """(label, registered name, factory(units)) for every registered layer, covering its options."""
+    """A `LayerVariant` for every configuration of every registered layer that computes something."""
     for name, cls in fd.layers.registry.canonical_items():
         if name in EXEMPT_LAYERS:
             continue
-        if cls is fd.layers.Dense:
-            for activation in fd.activations.registry.names():
-                yield f"Dense({activation})", name, lambda units, a=activation: fd.layers.Dense(units, activation=a)
-            yield "Dense(tanh, no bias)", name, lambda units: fd.layers.Dense(units, activation="tanh", use_bias=False)
-            slope = fd.activations.get("leaky_relu", negative_slope=0.1)
-            yield "Dense(leaky_relu 0.1)", name, lambda units: fd.layers.Dense(units, activation=slope)
-        elif cls is fd.layers.Activation:
-            for activation in fd.activations.registry.names():
-                yield f"Activation({activation})", name, lambda units, a=activation: fd.layers.Activation(a)
+        listed = LAYER_VARIANTS.get(name)
+        if listed is None:
+            yield from _legacy_variants(name, cls)
         else:
-            yield cls.__name__, name, lambda units, cls=cls: cls()
+            for variant in listed():
+                variant.registered = name
+                yield variant
 
 
 def layer_cases(rng):
-    for label, registered, factory in _layer_variants():
-        for (n, n_in, n_out), mode in LAYER_SHAPES:
-            layer = factory(n_out)
-            if not isinstance(layer, fd.layers.Dense):
-                n_in = n_out  # shape-preserving layers
-            layer.build((n_in,), dtype=FLOAT64)
-            x = rng.normal(size=(n, n_in))
-            activation = getattr(layer, "activation", None)
-            note = _keep_preactivation_off_kinks(layer, x) if activation is not None and activation.name in KINKS else ""
-            case = _layer_case(f"layer:{label} {n}x{n_in}->{layer.output_shape[-1]}", layer, x, note)
-            case.covers = f"layer:{registered}"
+    for variant in _layer_variants():
+        if variant.inputs is None:
+            yield from _dense_style_cases(variant, rng)
+            continue
+        for shape, mode in variant.inputs:
+            layer = variant.factory(None)
+            layer.build(tuple(shape[1:]), dtype=FLOAT64)
+            x, note = (variant.make_input or _normal_input)(rng, shape)
+            if variant.randomize:
+                for value in layer.params.values():
+                    value[...] = rng.normal(0.0, 0.5, value.shape)
+            notes = [note, variant.prepare(layer, x, rng) if variant.prepare else ""]
+            if not variant.differentiate_input:
+                layer.compute_input_grad = False
+            op = f"layer:{variant.label} {_shape_label(shape)}->{_shape_label((shape[0], *layer.output_shape))}"
+            case = _layer_case(op, layer, x, "; ".join(n for n in notes if n), variant.differentiate_input, variant.before_forward)
+            case.covers = f"layer:{variant.registered}"
             yield case, mode
+
+
+def _dense_style_cases(variant, rng):
+    for (n, n_in, n_out), mode in LAYER_SHAPES:
+        layer = variant.factory(n_out)
+        if not isinstance(layer, fd.layers.Dense):
+            n_in = n_out  # shape-preserving layers
+        layer.build((n_in,), dtype=FLOAT64)
+        x = rng.normal(size=(n, n_in))
+        activation = getattr(layer, "activation", None)
+        note = _keep_preactivation_off_kinks(layer, x) if activation is not None and activation.name in KINKS else ""
+        case = _layer_case(f"layer:{variant.label} {n}x{n_in}->{layer.output_shape[-1]}", layer, x, note)
+        case.covers = f"layer:{variant.registered}"
+        yield case, mode
+
+
+def _normal_input(rng, shape):
+    return rng.normal(size=shape), ""
 
 
 def _keep_preactivation_off_kinks(layer, x):
@@ -175,17 +251,199 @@ def _keep_preactivation_off_kinks(layer, x):
     return f"pre-activations at least {KINK_MARGIN} away from the kink at 0"
 
 
-def _layer_case(op, layer, x, note):
-    arguments = {"x": x, **layer.params}
+def _layer_case(op, layer, x, note, differentiate_input=True, before_forward=None):
+    arguments = {"x": x, **layer.params} if differentiate_input else dict(layer.params)
 
     def forward():
+        if before_forward is not None:
+            before_forward(layer)
         return layer.forward(x, training=True)
 
     def backward(dLdY):
         dX = layer.backward(np.ascontiguousarray(dLdY, dtype=FLOAT64))
-        return {"x": dX, **{key: grad for key, grad in layer.grads.items()}}
+        grads = {key: grad for key, grad in layer.grads.items()}
+        return {"x": dX, **grads} if differentiate_input else grads
 
     return GradientCase(op=op, arguments=arguments, forward=forward, backward=backward, note=note)
+
+
+# -- the other layer kinds: their variants and inputs -------------------------------------------------
+
+#: Spacing of max-pooling inputs: far above the finite-difference step, so no perturbation reorders a window.
+TIE_SPACING = 0.05
+
+
+def _distinct_input(rng, shape):
+    """A shuffled grid: every value distinct, neighbours TIE_SPACING apart (max pooling has no ties)."""
+    size = int(np.prod(shape))
+    values = (rng.permutation(size) - size / 2.0) * TIE_SPACING
+    return values.reshape(shape), f"distinct inputs {TIE_SPACING} apart (no ties for the maximum)"
+
+
+def _conv_off_kinks(layer, x, rng):
+    """Shift each filter's bias until its pre-activations (from the reference) are off the kink at 0."""
+    if layer.activation.name not in KINKS:
+        return ""
+    one = (1,) * (2 - layer.rank)
+    x4 = x.reshape(x.shape[0], *one, *x.shape[1:])
+    K = layer.params["W"].reshape(*one, *layer.params["W"].shape)
+    b = layer.params["b"]
+    for _ in range(100):
+        z, _ = reference.conv_forward(
+            x4, K, b, (*one, *layer.strides), layer.padding, (*one, *layer.dilation_rate)
+        )
+        near = np.min(np.abs(z.reshape(-1, z.shape[-1])), axis=0) < KINK_MARGIN
+        if not near.any():
+            break
+        b[near] += 3 * KINK_MARGIN
+    return f"pre-activations at least {KINK_MARGIN} away from the kink at 0"
+
+
+def _conv_variants():
+    C2, C1 = fd.layers.Conv2D, fd.layers.Conv1D
+    specs = [
+        ("Conv2D(3, k=3x2, s=2x1, same, tanh)", lambda: C2(3, (3, 2), strides=(2, 1), padding="same", activation="tanh"), [((2, 5, 4, 2), "full")]),
+        ("Conv2D(2, k=3, valid)", lambda: C2(2, 3), [((1, 5, 5, 3), "full"), ((2, 4, 3, 1), "full")]),
+        ("Conv2D(3, k=2, s=2, valid, relu)", lambda: C2(3, 2, strides=2, activation="relu"), [((2, 5, 5, 2), "full")]),
+        ("Conv2D(2, k=3, d=2, same, sigmoid, no bias)", lambda: C2(2, 3, padding="same", dilation_rate=2, activation="sigmoid", use_bias=False), [((2, 6, 5, 1), "full")]),
+        ("Conv2D(3, k=1, softmax)", lambda: C2(3, 1, activation="softmax"), [((2, 2, 3, 2), "full")]),
+        ("Conv2D(8, k=3, same, gelu)", lambda: C2(8, 3, padding="same", activation="gelu"), [((4, 9, 9, 4), "random")]),
+        ("Conv1D(3, k=3, s=2, same, tanh)", lambda: C1(3, 3, strides=2, padding="same", activation="tanh"), [((2, 7, 2), "full"), ((1, 6, 3), "full")]),
+        ("Conv1D(2, k=2, valid)", lambda: C1(2, 2), [((1, 5, 3), "full")]),
+        ("Conv1D(2, k=3, d=2, causal, softplus)", lambda: C1(2, 3, padding="causal", dilation_rate=2, activation="softplus"), [((2, 6, 2), "full")]),
+        ("Conv1D(4, k=3, same, relu)", lambda: C1(4, 3, padding="same", activation="relu"), [((2, 7, 3), "full")]),
+    ]
+    for label, make, inputs in specs:
+        yield LayerVariant(label, "", lambda units, make=make: make(), inputs, prepare=_conv_off_kinks, randomize=True)
+
+
+def _pooling_variants(cls):
+    if cls.rank == 2:
+        specs = [
+            ("pool=2", {}, [((2, 5, 5, 2), "full")]),
+            ("pool=3x2, s=2x1, same", {"pool_size": (3, 2), "strides": (2, 1), "padding": "same"}, [((1, 5, 4, 3), "full")]),
+            ("pool=3, s=1, same", {"pool_size": 3, "strides": 1, "padding": "same"}, [((2, 4, 4, 1), "full")]),
+            ("pool=2, s=1", {"strides": 1}, [((8, 8, 8, 6), "random")]),
+        ]
+    else:
+        specs = [
+            ("pool=2", {}, [((2, 7, 3), "full")]),
+            ("pool=3, s=2, same", {"pool_size": 3, "strides": 2, "padding": "same"}, [((1, 6, 2), "full"), ((2, 5, 2), "full")]),
+        ]
+    make_input = _distinct_input if cls.kind == "max" else None
+    for label, kwargs, inputs in specs:
+        yield LayerVariant(f"{cls.__name__}({label})", "", lambda units, kwargs=kwargs: cls(**kwargs), inputs, make_input=make_input)
+
+
+def _global_pooling_variants(cls):
+    inputs = [((2, 5, 3), "full"), ((1, 4, 2), "full")] if cls.rank == 1 else [((2, 3, 4, 2), "full"), ((1, 3, 3, 3), "full")]
+    make_input = _distinct_input if cls.kind == "max" else None
+    yield LayerVariant(cls.__name__, "", lambda units: cls(), inputs, make_input=make_input)
+    yield LayerVariant(f"{cls.__name__}(keepdims)", "", lambda units: cls(keepdims=True), inputs[:1], make_input=make_input)
+
+
+def _recurrent_variants(cls):
+    gated = cls is not fd.layers.SimpleRNN
+    specs = [
+        ("3", {}, [((2, 4, 2), "full")]),
+        ("3, return_sequences", {"return_sequences": True}, [((2, 3, 2), "full")]),
+        ("2, return_sequences", {"return_sequences": True}, [((1, 5, 3), "full")]),
+        ("2", {}, [((1, 3, 1), "full")]),
+        ("3, no bias", {"use_bias": False}, [((2, 3, 2), "full")]),
+        ("16, return_sequences", {"return_sequences": True}, [((8, 10, 12), "random")]),
+    ]
+    if gated:
+        specs.append(("3, softplus/tanh", {"activation": "softplus", "recurrent_activation": "tanh", "return_sequences": True}, [((2, 3, 2), "full")]))
+    else:
+        specs.append(("3, sigmoid", {"activation": "sigmoid", "return_sequences": True}, [((2, 3, 2), "full")]))
+    for label, kwargs, inputs in specs:
+        units = int(label.split(",")[0])
+        yield LayerVariant(
+            f"{cls.__name__}({label})", "", lambda _, units=units, kwargs=kwargs: cls(units, **kwargs), inputs, randomize=True
+        )
+
+
+def _reseeded(layer):
+    layer.generator = np.random.default_rng(DROPOUT_SEED)
+
+
+#: The dropout cases re-seed the layer's generator before every forward pass: one fixed mask.
+DROPOUT_SEED = 7
+
+
+def _index_input(input_dim):
+    def make(rng, shape):
+        indices = rng.integers(0, input_dim, shape)
+        indices.reshape(-1)[:2] = indices.reshape(-1)[-1]  # a repeated index: the scatter-add must accumulate
+        return indices, "integer indices, one repeated (no input gradient)"
+
+    return make
+
+
+def _moving_statistics(layer, x, rng):
+    layer.state["moving_mean"][...] = rng.normal(0.0, 1.0, layer.state["moving_mean"].shape)
+    layer.state["moving_variance"][...] = rng.uniform(0.5, 2.0, layer.state["moving_variance"].shape)
+    return "random moving statistics"
+
+
+def _misc_variants():
+    """Flatten, Reshape, Dropout, Embedding, BatchNormalization."""
+    yield LayerVariant("Flatten", "flatten", lambda _: fd.layers.Flatten(), [((2, 3, 2, 2), "full"), ((1, 4, 3), "full")])
+    yield LayerVariant("Reshape((3, -1))", "reshape", lambda _: fd.layers.Reshape((3, -1)), [((2, 6), "full")])
+    yield LayerVariant("Reshape((6, 2))", "reshape", lambda _: fd.layers.Reshape((6, 2)), [((1, 2, 3, 2), "full")])
+    for rate, inputs in ((0.5, [((3, 4, 5), "full")]), (0.2, [((1, 6), "full"), ((16, 40), "random")])):
+        yield LayerVariant(
+            f"Dropout({rate}, fixed mask)", "dropout", lambda _, rate=rate: fd.layers.Dropout(rate), inputs, before_forward=_reseeded
+        )
+    yield LayerVariant(
+        "Embedding(6, 3)", "embedding", lambda _: fd.layers.Embedding(6, 3), [((3, 4), "full"), ((1, 5), "full")],
+        make_input=_index_input(6), randomize=True, differentiate_input=False,
+    )
+    yield LayerVariant(
+        "Embedding(50, 8)", "embedding", lambda _: fd.layers.Embedding(50, 8), [((16, 12), "random")],
+        make_input=_index_input(50), randomize=True, differentiate_input=False,
+    )
+    BN = fd.layers.BatchNormalization
+    yield LayerVariant("BatchNormalization", "batchnormalization", lambda _: BN(), [((4, 3), "full"), ((1, 3, 4), "full"), ((32, 16), "random")], randomize=True)
+    yield LayerVariant("BatchNormalization(center=False)", "batchnormalization", lambda _: BN(center=False), [((3, 2, 2, 3), "full")], randomize=True)
+    yield LayerVariant("BatchNormalization(scale=False, epsilon=0.1)", "batchnormalization", lambda _: BN(scale=False, epsilon=0.1), [((5, 2), "full")], randomize=True)
+    yield LayerVariant(
+        "BatchNormalization(trainable=False: moving statistics)", "batchnormalization", lambda _: BN(trainable=False),
+        [((4, 3), "full")], randomize=True, prepare=_moving_statistics,
+    )
+
+
+#: Variants of the layers whose inputs are not ``(n, n_in)`` matrices, by registry name.
+LAYER_VARIANTS = {
+    "conv1d": lambda: [v for v in _conv_variants() if v.label.startswith("Conv1D")],
+    "conv2d": lambda: [v for v in _conv_variants() if v.label.startswith("Conv2D")],
+    **{
+        name: (lambda cls=cls: list(_pooling_variants(cls)))
+        for name, cls in (
+            ("maxpooling1d", fd.layers.MaxPooling1D),
+            ("maxpooling2d", fd.layers.MaxPooling2D),
+            ("averagepooling1d", fd.layers.AveragePooling1D),
+            ("averagepooling2d", fd.layers.AveragePooling2D),
+        )
+    },
+    **{
+        name: (lambda cls=cls: list(_global_pooling_variants(cls)))
+        for name, cls in (
+            ("globalmaxpooling1d", fd.layers.GlobalMaxPooling1D),
+            ("globalmaxpooling2d", fd.layers.GlobalMaxPooling2D),
+            ("globalaveragepooling1d", fd.layers.GlobalAveragePooling1D),
+            ("globalaveragepooling2d", fd.layers.GlobalAveragePooling2D),
+        )
+    },
+    **{
+        name: (lambda cls=cls: list(_recurrent_variants(cls)))
+        for name, cls in (("simplernn", fd.layers.SimpleRNN), ("lstm", fd.layers.LSTM), ("gru", fd.layers.GRU))
+    },
+    **{
+        name: (lambda name=name: [v for v in _misc_variants() if v.registered == name])
+        for name in ("flatten", "reshape", "dropout", "embedding", "batchnormalization")
+    },
+}
 
 
 # -- whole models: the fused output activation + loss paths -----------------------------------------

@@ -324,3 +324,364 @@ def optimizer_steps(rule, params, grads_per_step, states, **hyper):
         params = [p for p, _ in stepped]
         states = [s for _, s in stepped]
     return params, states
+
+
+# -- convolution and pooling (channels last): direct loops over output positions ---------------------
+
+
+def padding_amounts(length, size, stride, dilation, padding):
+    """``(before, after, output length)`` of one spatial axis, by Keras's rules.
+
+    ``valid``: no padding, ``out = floor((L - eff) / s) + 1`` with ``eff = (size - 1) d + 1``;
+    ``same``: ``out = ceil(L / s)``, total padding ``max((out - 1) s + eff - L, 0)``, the smaller half
+    before; ``causal``: ``eff - 1`` before, nothing after.
+    """
+    eff = (size - 1) * dilation + 1
+    if padding == "valid":
+        return 0, 0, (length - eff) // stride + 1
+    if padding == "causal":
+        return eff - 1, 0, (length - 1) // stride + 1
+    out = -(-length // stride)
+    total = max((out - 1) * stride + eff - length, 0)
+    return total // 2, total - total // 2, out
+
+
+def conv_forward(x, K, b, strides=(1, 1), padding="valid", dilation=(1, 1), name="linear", **params):
+    """``(z, y)`` of a 2-D convolution: ``z[b, oy, ox, f] = sum_{i, j, c} xp[b, oy sh + i dh, ox sw + j dw, c]
+    K[i, j, c, f] + b[f]``, ``xp`` the zero-padded input; ``y = f(z)``. ``b`` may be None.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    K = np.asarray(K, dtype=np.float64)
+    kh, kw, _, F = K.shape
+    (pt, pb, oh), (pl, pr, ow) = (
+        padding_amounts(x.shape[1], kh, strides[0], dilation[0], padding),
+        padding_amounts(x.shape[2], kw, strides[1], dilation[1], padding),
+    )
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    z = np.zeros((x.shape[0], oh, ow, F))
+    for oy in range(oh):
+        for ox in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    patch = xp[:, oy * strides[0] + i * dilation[0], ox * strides[1] + j * dilation[1], :]
+                    z[:, oy, ox, :] += patch @ K[i, j]
+    if b is not None:
+        z = z + np.asarray(b, dtype=np.float64)
+    return z, activation(name, z, **params)
+
+
+def conv_backward(x, K, b, dLdY, strides=(1, 1), padding="valid", dilation=(1, 1), name="linear", **params):
+    """``(dL/dx, dL/dK, dL/db)`` of `conv_forward`, accumulated tap by tap into the padded input."""
+    x = np.asarray(x, dtype=np.float64)
+    K = np.asarray(K, dtype=np.float64)
+    kh, kw, _, _ = K.shape
+    z, _ = conv_forward(x, K, b, strides, padding, dilation, name, **params)
+    g = activation_backward(name, z, dLdY, **params)
+    (pt, pb, oh), (pl, pr, ow) = (
+        padding_amounts(x.shape[1], kh, strides[0], dilation[0], padding),
+        padding_amounts(x.shape[2], kw, strides[1], dilation[1], padding),
+    )
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    dxp = np.zeros_like(xp)
+    dK = np.zeros_like(K)
+    for oy in range(oh):
+        for ox in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    r, c = oy * strides[0] + i * dilation[0], ox * strides[1] + j * dilation[1]
+                    dK[i, j] += xp[:, r, c, :].T @ g[:, oy, ox, :]
+                    dxp[:, r, c, :] += g[:, oy, ox, :] @ K[i, j].T
+    dX = dxp[:, pt : pt + x.shape[1], pl : pl + x.shape[2], :]
+    return dX, dK, g.sum(axis=(0, 1, 2))
+
+
+def _pool_windows(shape, pool, strides, padding):
+    """Yield ``(oy, ox, rows, cols)``: the input ranges (clipped to the input) of every output window."""
+    _, H, W, _ = shape
+    (pt, _, oh), (pl, _, ow) = (
+        padding_amounts(H, pool[0], strides[0], 1, padding),
+        padding_amounts(W, pool[1], strides[1], 1, padding),
+    )
+    for oy in range(oh):
+        for ox in range(ow):
+            r0, c0 = oy * strides[0] - pt, ox * strides[1] - pl
+            yield oy, ox, range(max(r0, 0), min(r0 + pool[0], H)), range(max(c0, 0), min(c0 + pool[1], W))
+
+
+def pool_output_shape(shape, pool, strides, padding):
+    n, H, W, C = shape
+    oh = padding_amounts(H, pool[0], strides[0], 1, padding)[2]
+    ow = padding_amounts(W, pool[1], strides[1], 1, padding)[2]
+    return n, oh, ow, C
+
+
+def max_pool(x, pool, strides, padding="valid"):
+    """Maximum over each window; padded positions take no part."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.empty(pool_output_shape(x.shape, pool, strides, padding))
+    for oy, ox, rows, cols in _pool_windows(x.shape, pool, strides, padding):
+        y[:, oy, ox, :] = x[:, rows.start : rows.stop, cols.start : cols.stop, :].max(axis=(1, 2))
+    return y
+
+
+def max_pool_backward(x, dLdY, pool, strides, padding="valid"):
+    """Each output's gradient goes to its window's first maximum (row-major order in the window)."""
+    x = np.asarray(x, dtype=np.float64)
+    dX = np.zeros_like(x)
+    for oy, ox, rows, cols in _pool_windows(x.shape, pool, strides, padding):
+        window = x[:, rows.start : rows.stop, cols.start : cols.stop, :]
+        n, h, w, C = window.shape
+        flat = window.reshape(n, h * w, C).argmax(axis=1)  # argmax returns the first maximum
+        for b in range(n):
+            for c in range(C):
+                r, q = divmod(int(flat[b, c]), w)
+                dX[b, rows.start + r, cols.start + q, c] += dLdY[b, oy, ox, c]
+    return dX
+
+
+def avg_pool(x, pool, strides, padding="valid"):
+    """Mean over the real (unpadded) positions of each window."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.empty(pool_output_shape(x.shape, pool, strides, padding))
+    for oy, ox, rows, cols in _pool_windows(x.shape, pool, strides, padding):
+        y[:, oy, ox, :] = x[:, rows.start : rows.stop, cols.start : cols.stop, :].mean(axis=(1, 2))
+    return y
+
+
+def avg_pool_backward(x, dLdY, pool, strides, padding="valid"):
+    dX = np.zeros(np.shape(x))
+    for oy, ox, rows, cols in _pool_windows(dX.shape, pool, strides, padding):
+        count = len(rows) * len(cols)
+        dX[:, rows.start : rows.stop, cols.start : cols.stop, :] += dLdY[:, oy, ox, None, None, :] / count
+    return dX
+
+
+def global_pool(kind, x):
+    """Max or mean over every axis between the batch and the channels."""
+    x = np.asarray(x, dtype=np.float64)
+    axes = tuple(range(1, x.ndim - 1))
+    return x.max(axis=axes) if kind == "max" else x.mean(axis=axes)
+
+
+def global_pool_backward(kind, x, dLdY):
+    x = np.asarray(x, dtype=np.float64)
+    n, C = x.shape[0], x.shape[-1]
+    flat = x.reshape(n, -1, C)
+    if kind == "average":
+        dX = np.broadcast_to(dLdY[:, None, :] / flat.shape[1], flat.shape).copy()
+    else:
+        dX = np.zeros_like(flat)
+        where = flat.argmax(axis=1)
+        for b in range(n):
+            dX[b, where[b], np.arange(C)] = dLdY[b]
+    return dX.reshape(x.shape)
+
+
+# -- dropout, embedding, batch normalization ---------------------------------------------------------
+
+
+def dropout(x, uniform, rate):
+    """Inverted dropout from uniform draws: keep where ``u >= rate``, scaled by ``1 / (1 - rate)``.
+
+    Returns ``(y, mask)``; the backward pass is ``dL/dy * mask``.
+    """
+    mask = np.where(np.asarray(uniform) >= rate, 1.0 / (1.0 - rate), 0.0)
+    return np.asarray(x, dtype=np.float64) * mask, mask
+
+
+def embedding(indices, E):
+    return np.asarray(E, dtype=np.float64)[np.asarray(indices)]
+
+
+def embedding_backward(indices, E, dLdY):
+    """``dL/dE``: every row's gradient added to the row of its index (repeats accumulate)."""
+    dE = np.zeros(np.shape(E))
+    indices = np.asarray(indices).reshape(-1)
+    np.add.at(dE, indices, np.asarray(dLdY, dtype=np.float64).reshape(indices.size, -1))
+    return dE
+
+
+def batch_norm(x, gamma, beta, epsilon=1e-3, mean=None, var=None):
+    """``gamma (x - mu) / sqrt(var + epsilon) + beta`` over the last axis; the batch's own (biased)
+    statistics over all other axes unless ``mean`` and ``var`` are given. Returns ``(y, mu, var)``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    axes = tuple(range(x.ndim - 1))
+    mu = x.mean(axis=axes) if mean is None else np.asarray(mean, dtype=np.float64)
+    var = x.var(axis=axes) if var is None else np.asarray(var, dtype=np.float64)
+    x_hat = (x - mu) / np.sqrt(var + epsilon)
+    y = x_hat * (1.0 if gamma is None else gamma) + (0.0 if beta is None else beta)
+    return y, mu, var
+
+
+def batch_norm_backward(x, gamma, dLdY, epsilon=1e-3, mean=None, var=None):
+    """``(dL/dx, dL/dgamma, dL/dbeta)``, from the chain rule through ``mu`` and ``var`` when they are the
+    batch's (``dL/dx`` then has the two correction terms), else through the affine map alone.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    dLdY = np.asarray(dLdY, dtype=np.float64)
+    axes = tuple(range(x.ndim - 1))
+    m = x.size // x.shape[-1]
+    batch = mean is None
+    mu = x.mean(axis=axes) if batch else mean
+    v = x.var(axis=axes) if batch else var
+    inv_std = 1.0 / np.sqrt(v + epsilon)
+    x_hat = (x - mu) * inv_std
+    g = 1.0 if gamma is None else gamma
+    dx_hat = dLdY * g
+    if batch:
+        dvar = np.sum(dx_hat * (x - mu), axis=axes) * -0.5 * inv_std**3
+        dmu = -np.sum(dx_hat, axis=axes) * inv_std + dvar * np.mean(-2.0 * (x - mu), axis=axes)
+        dX = dx_hat * inv_std + dvar * 2.0 * (x - mu) / m + dmu / m
+    else:
+        dX = dx_hat * inv_std
+    return dX, np.sum(dLdY * x_hat, axis=axes), np.sum(dLdY, axis=axes)
+
+
+# -- recurrent layers: step by step over time, batch-major ---------------------------------------------
+
+
+def simple_rnn(x, W, U, b, name="tanh", return_sequences=False):
+    """``h_t = f(x_t W + h_{t-1} U + b)``, ``h_0 = 0``; the states ``(n, T, units)`` or the last."""
+    x = np.asarray(x, dtype=np.float64)
+    n, T, _ = x.shape
+    h = np.zeros((n, U.shape[0]))
+    states = []
+    for t in range(T):
+        h = activation(name, x[:, t] @ W + h @ U + (0.0 if b is None else b))
+        states.append(h)
+    return np.stack(states, axis=1) if return_sequences else h
+
+
+def simple_rnn_backward(x, W, U, b, dLdY, name="tanh", return_sequences=False):
+    """``(dL/dx, dL/dW, dL/dU, dL/db)`` by backpropagation through time."""
+    x = np.asarray(x, dtype=np.float64)
+    n, T, _ = x.shape
+    states = simple_rnn(x, W, U, b, name, return_sequences=True)
+    previous = np.concatenate([np.zeros((n, 1, U.shape[0])), states[:, :-1]], axis=1)
+    z = np.einsum("ntd,du->ntu", x, W) + np.einsum("ntu,uv->ntv", previous, U) + (0.0 if b is None else b)
+    dX, dW, dU, db = np.zeros_like(x), np.zeros_like(W), np.zeros_like(U), np.zeros(U.shape[0])
+    dh = np.zeros((n, U.shape[0]))
+    for t in reversed(range(T)):
+        if return_sequences:
+            dh = dh + dLdY[:, t]
+        elif t == T - 1:
+            dh = dh + dLdY
+        dz = activation_backward(name, z[:, t], dh)
+        dW += x[:, t].T @ dz
+        dU += previous[:, t].T @ dz
+        db += dz.sum(axis=0)
+        dX[:, t] = dz @ W.T
+        dh = dz @ U.T
+    return dX, dW, dU, db
+
+
+def lstm(x, W, U, b, activation_name="tanh", recurrent_name="sigmoid", return_sequences=False):
+    """Keras's LSTM, gates i, f, c, o: ``c_t = f c_{t-1} + i g``, ``h_t = o f(c_t)``.
+
+    Returns the outputs and, for the backward pass, a list of per-step values.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, T, _ = x.shape
+    units = U.shape[0]
+    h, c = np.zeros((n, units)), np.zeros((n, units))
+    outputs, steps = [], []
+    for t in range(T):
+        a = x[:, t] @ W + h @ U + (0.0 if b is None else b)
+        ai, af, ag, ao = np.split(a, 4, axis=1)
+        i, f, o = (activation(recurrent_name, v) for v in (ai, af, ao))
+        g = activation(activation_name, ag)
+        c_new = f * c + i * g
+        h_new = o * activation(activation_name, c_new)
+        steps.append(dict(h_prev=h, c_prev=c, ai=ai, af=af, ag=ag, ao=ao, i=i, f=f, g=g, o=o, c=c_new))
+        h, c = h_new, c_new
+        outputs.append(h)
+    return (np.stack(outputs, axis=1) if return_sequences else h), steps
+
+
+def lstm_backward(x, W, U, b, dLdY, activation_name="tanh", recurrent_name="sigmoid", return_sequences=False):
+    """``(dL/dx, dL/dW, dL/dU, dL/db)`` of `lstm` by backpropagation through time."""
+    x = np.asarray(x, dtype=np.float64)
+    n, T, _ = x.shape
+    _, steps = lstm(x, W, U, b, activation_name, recurrent_name)
+    units = U.shape[0]
+    dX, dW, dU, db = np.zeros_like(x), np.zeros_like(W), np.zeros_like(U), np.zeros(4 * units)
+    dh, dc = np.zeros((n, units)), np.zeros((n, units))
+    for t in reversed(range(T)):
+        s = steps[t]
+        if return_sequences:
+            dh = dh + dLdY[:, t]
+        elif t == T - 1:
+            dh = dh + dLdY
+        squashed = activation(activation_name, s["c"])
+        do = dh * squashed
+        dc = dc + activation_backward(activation_name, s["c"], dh * s["o"])
+        da = np.concatenate(
+            [
+                activation_backward(recurrent_name, s["ai"], dc * s["g"]),
+                activation_backward(recurrent_name, s["af"], dc * s["c_prev"]),
+                activation_backward(activation_name, s["ag"], dc * s["i"]),
+                activation_backward(recurrent_name, s["ao"], do),
+            ],
+            axis=1,
+        )
+        dW += x[:, t].T @ da
+        dU += s["h_prev"].T @ da
+        db += da.sum(axis=0)
+        dX[:, t] = da @ W.T
+        dh = da @ U.T
+        dc = dc * s["f"]
+    return dX, dW, dU, db
+
+
+def gru(x, W, U, b, activation_name="tanh", recurrent_name="sigmoid", return_sequences=False):
+    """Keras 3's GRU (``reset_after=True``), gates z, r, h, ``b`` of shape (2, 3 units) or None::
+
+        u = x_t W + b_0;  v = h U + b_1;  z = s(u_z + v_z);  r = s(u_r + v_r)
+        hh = f(u_h + r v_h);  h_t = z h_{t-1} + (1 - z) hh
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, T, _ = x.shape
+    units = U.shape[0]
+    b_in, b_rec = (0.0, 0.0) if b is None else (b[0], b[1])
+    h = np.zeros((n, units))
+    outputs, steps = [], []
+    for t in range(T):
+        uz, ur, uh = np.split(x[:, t] @ W + b_in, 3, axis=1)
+        vz, vr, vh = np.split(h @ U + b_rec, 3, axis=1)
+        z = activation(recurrent_name, uz + vz)
+        r = activation(recurrent_name, ur + vr)
+        ah = uh + r * vh
+        hh = activation(activation_name, ah)
+        steps.append(dict(h_prev=h, az=uz + vz, ar=ur + vr, ah=ah, z=z, r=r, hh=hh, vh=vh))
+        h = z * h + (1.0 - z) * hh
+        outputs.append(h)
+    return (np.stack(outputs, axis=1) if return_sequences else h), steps
+
+
+def gru_backward(x, W, U, b, dLdY, activation_name="tanh", recurrent_name="sigmoid", return_sequences=False):
+    """``(dL/dx, dL/dW, dL/dU, dL/db)`` of `gru` by backpropagation through time (``dL/db`` (2, 3 units))."""
+    x = np.asarray(x, dtype=np.float64)
+    n, T, _ = x.shape
+    _, steps = gru(x, W, U, b, activation_name, recurrent_name)
+    units = U.shape[0]
+    dX, dW, dU, db = np.zeros_like(x), np.zeros_like(W), np.zeros_like(U), np.zeros((2, 3 * units))
+    dh = np.zeros((n, units))
+    for t in reversed(range(T)):
+        s = steps[t]
+        if return_sequences:
+            dh = dh + dLdY[:, t]
+        elif t == T - 1:
+            dh = dh + dLdY
+        dah = activation_backward(activation_name, s["ah"], dh * (1.0 - s["z"]))
+        daz = activation_backward(recurrent_name, s["az"], dh * (s["h_prev"] - s["hh"]))
+        dar = activation_backward(recurrent_name, s["ar"], dah * s["vh"])
+        du = np.concatenate([daz, dar, dah], axis=1)
+        dv = np.concatenate([daz, dar, dah * s["r"]], axis=1)
+        dW += x[:, t].T @ du
+        dU += s["h_prev"].T @ dv
+        db[0] += du.sum(axis=0)
+        db[1] += dv.sum(axis=0)
+        dX[:, t] = du @ W.T
+        dh = dh * s["z"] + dv @ U.T
+    return dX, dW, dU, db

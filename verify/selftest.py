@@ -13,9 +13,15 @@ from dataclasses import dataclass
 
 import fastdnn as fd
 from fastdnn.kernels.cpu import activation as activation_kernels
+from fastdnn.kernels.cpu import conv as conv_kernels
 from fastdnn.kernels.cpu import dense as dense_kernels
+from fastdnn.kernels.cpu import dropout as dropout_kernels
+from fastdnn.kernels.cpu import embedding as embedding_kernels
 from fastdnn.kernels.cpu import loss as loss_kernels
+from fastdnn.kernels.cpu import normalization as norm_kernels
 from fastdnn.kernels.cpu import optim as optim_kernels
+from fastdnn.kernels.cpu import pool as pool_kernels
+from fastdnn.kernels.cpu import recurrent as recurrent_kernels
 from fastdnn.kernels.jit import jit as cached_jit
 from verify import run
 
@@ -107,6 +113,9 @@ A = activation_kernels
 D = dense_kernels
 L = loss_kernels
 O = optim_kernels
+C = conv_kernels
+P = pool_kernels
+R = recurrent_kernels
 _ACT_BACKWARD = ((A, "activation_backward", "activation_backward"),)
 
 MUTATIONS = [
@@ -168,6 +177,38 @@ MUTATIONS = [
     Mutation("flipped sign", "SGD ascends the gradient", O, "sgd_step",
              "p[i] -= lr * g[i]", "p[i] += lr * g[i]",
              "optimizer:sgd(defaults)", patch=((O, "sgd_step", "sgd_step"),)),
+    # convolution, pooling and the other layer kinds
+    Mutation("dropped term", "col2im overwrites instead of accumulating overlapping patches", C, "col2im",
+             "dX[b, hi, wi, c] += dcols[row, start + c]", "dX[b, hi, wi, c] = dcols[row, start + c]",
+             "layer:Conv2D(2, k=3, valid)", rebuild=("conv_backward",), patch=((C, "conv_backward", "conv_backward"),)),
+    Mutation("missing factor", "Conv dL/dW from dL/dy instead of dL/dz (no activation derivative)", C, "conv_backward",
+             "np.dot(cols.T, g, dK)", "np.dot(cols.T, dLdY, dK)", "layer:Conv1D(3, k=3, s=2, same, tanh)",
+             patch=((C, "conv_backward", "conv_backward"),)),
+    Mutation("missing factor", "average pooling gradient not divided by the window size", P, "avg_pool_backward",
+             "row[c] += g[c] * scale", "row[c] += g[c]", "layer:AveragePooling2D",
+             patch=((P, "avg_pool_backward", "avg_pool_backward"),)),
+    Mutation("dropped term", "scatter-add of the embedding gradient overwrites repeated indices", embedding_kernels,
+             "embedding_backward", "row[j] += g[j]", "row[j] = g[j]", "layer:Embedding(6, 3)",
+             patch=((embedding_kernels, "embedding_backward", "embedding_backward"),)),
+    Mutation("missing factor", "dropout backward without the mask", dropout_kernels, "dropout_backward",
+             "dX[i] = dLdY[i] * mask[i]", "dX[i] = dLdY[i]", "layer:Dropout",
+             patch=((dropout_kernels, "dropout_backward", "dropout_backward"),)),
+    Mutation("dropped term", "batch normalization dL/dx without the variance term", norm_kernels, "batch_norm_backward",
+             " - x_hat[i, j] * sum_gx[j])", ")", "layer:BatchNormalization 4x3",
+             patch=((norm_kernels, "batch_norm_backward", "batch_norm_backward"),)),
+    # recurrent backward passes
+    Mutation("transposed matrix", "SimpleRNN backpropagates through U instead of U^T", R, "simple_rnn_backward",
+             "np.dot(dA_t, U.T, dh)", "np.dot(dA_t, U, dh)", "layer:SimpleRNN(3",
+             patch=((R, "simple_rnn_backward", "simple_rnn_backward"),)),
+    Mutation("missing factor", "LSTM cell gradient passed back without the forget gate", R, "lstm_backward",
+             "dc[bi, j] = d_c * f_gate", "dc[bi, j] = d_c", "layer:LSTM(3)",
+             patch=((R, "lstm_backward", "lstm_backward"),)),
+    Mutation("flipped sign", "GRU update-gate gradient with (hh - h_prev)", R, "gru_backward",
+             "(h_prev[bi, j] - cand)", "(cand - h_prev[bi, j])", "layer:GRU(3)",
+             patch=((R, "gru_backward", "gru_backward"),)),
+    Mutation("dropped term", "GRU gradient reaching h_{t-1} without the direct z path", R, "gru_backward",
+             "carry[bi, j] = dh_j * z", "carry[bi, j] = 0", "layer:GRU(3, return_sequences)",
+             patch=((R, "gru_backward", "gru_backward"),)),
 ]
 
 
