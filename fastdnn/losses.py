@@ -4,7 +4,7 @@
 name (aliases)                        per-sample loss, averaged over the batch
 ===================================== =========================================================
 mean_squared_error (mse)              mean_j (p_j - t_j)^2
-mean_absolute_error (mae)             mean_j |p_j - t_j|
+mean_absolute_error (mae)             ``mean_j |p_j - t_j|``
 binary_crossentropy                   mean_j -(t_j log p_j + (1 - t_j) log(1 - p_j))
 categorical_crossentropy              -sum_j t_j log p_j           (t one-hot or soft labels)
 sparse_categorical_crossentropy       -log p_label                 (t integer class labels)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Central-difference step. Its error is about h^2 |f'''| / 6 (truncation) plus eps |f| / h (rounding):
+#: Central-difference step. Its error is about ``h^2 |f'''| / 6`` (truncation) plus ``eps |f| / h`` (rounding):
 #: both near 1e-11 for values of order one in float64.
 STEP = 1e-5
-#: Default tolerance: |analytical - numerical| <= ATOL + RTOL |numerical|, element by element.
+#: Default tolerance: ``|analytical - numerical| <= ATOL + RTOL |numerical|``, element by element.
 RTOL = 1e-6
 ATOL = 1e-9
 #: Directions per argument in random mode.
