@@ -7,7 +7,7 @@
     history = model.fit(x, y, epochs=50, validation_split=0.1)
 """
 
-from fastdnn import activations, callbacks, config, initializers, layers, losses, metrics, optimizers, plot
+from fastdnn import activations, callbacks, config, distributed, initializers, layers, losses, metrics, optimizers, plot
 from fastdnn.model import Sequential, TrainingDivergedError
 from fastdnn.saving import FileFormatError, load_model
 from fastdnn.random import set_seed
@@ -23,6 +23,7 @@ __all__ = [
     "activations",
     "callbacks",
     "config",
+    "distributed",
     "get_num_threads",
     "initializers",
     "layers",

@@ -15,6 +15,9 @@ from fastdnn import validation
 class Callback:
     """Base class; override the hooks you need. ``self.model`` and ``self.params`` are set by ``fit``."""
 
+    #: Writers (checkpoints, logs) run only in the first of several data-parallel processes.
+    root_only = False
+
     def __init__(self):
         self.model = None
         self.params = {}
@@ -332,6 +335,8 @@ class ModelCheckpoint(Callback):
     previous file intact.
     """
 
+    root_only = True
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__()
@@ -453,6 +458,8 @@ class CSVLogger(Callback):
 
     Each row is flushed as it is written, so a crash loses nothing that finished.
     """
+
+    root_only = True
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()

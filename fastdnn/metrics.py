@@ -37,6 +37,14 @@ class Metric:
     def result(self):
         raise NotImplementedError
 
+    def counts(self):
+        """The accumulated state as a float64 vector (summed over data-parallel processes)."""
+        raise NotImplementedError
+
+    def set_counts(self, values):
+        """Replace the accumulated state by a vector like `counts` returns."""
+        raise NotImplementedError
+
     def update_state(self, y_true, y_pred):
         """Validate and add a batch. Integer labels of shape (n,) are sparse targets."""
         predictions = validation.float_array(y_pred, "y_pred", np.float64)
@@ -80,6 +88,12 @@ class _CountingMetric(Metric):
 
     def result(self):
         return self.hits / self.count if self.count else 0.0
+
+    def counts(self):
+        return np.array([self.hits, self.count], dtype=np.float64)
+
+    def set_counts(self, values):
+        self.hits, self.count = int(values[0]), int(values[1])
 
 
 @registry.register("accuracy", "acc")
@@ -148,6 +162,12 @@ class _MeanErrorMetric(Metric):
     def result(self):
         return self.total / self.count if self.count else 0.0
 
+    def counts(self):
+        return np.array([self.total, self.count], dtype=np.float64)
+
+    def set_counts(self, values):
+        self.total, self.count = float(values[0]), int(values[1])
+
 
 @registry.register("mean_squared_error", "mse")
 class MeanSquaredError(_MeanErrorMetric):
@@ -175,16 +195,22 @@ class _ConfusionMetric(Metric):
         super().__init__(name)
 
     def reset_state(self):
-        self.counts = np.zeros(3, dtype=np.int64)  # tp, fp, fn
+        self.counts_ = np.zeros(3, dtype=np.int64)  # tp, fp, fn
 
     def get_config(self):
         return {**super().get_config(), "thresholds": self.thresholds}
 
+    def counts(self):
+        return self.counts_.astype(np.float64)
+
+    def set_counts(self, values):
+        self.counts_[:] = np.asarray(values).astype(np.int64)
+
     def update(self, y_pred, targets):
         if targets.ndim == 1:
-            kernels.sparse_confusion(y_pred, targets, self.thresholds, self.counts)
+            kernels.sparse_confusion(y_pred, targets, self.thresholds, self.counts_)
         else:
-            kernels.binary_confusion(y_pred, targets, self.thresholds, self.counts)
+            kernels.binary_confusion(y_pred, targets, self.thresholds, self.counts_)
 
 
 @registry.register("precision")
@@ -194,7 +220,7 @@ class Precision(_ConfusionMetric):
     default_name = "precision"
 
     def result(self):
-        tp, fp, _ = (int(c) for c in self.counts)
+        tp, fp, _ = (int(c) for c in self.counts_)
         return tp / (tp + fp) if tp + fp else 0.0
 
 
@@ -205,7 +231,7 @@ class Recall(_ConfusionMetric):
     default_name = "recall"
 
     def result(self):
-        tp, _, fn = (int(c) for c in self.counts)
+        tp, _, fn = (int(c) for c in self.counts_)
         return tp / (tp + fn) if tp + fn else 0.0
 
 

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from fastdnn import callbacks as callbacks_module
-from fastdnn import config, layers as layers_module
+from fastdnn import config, distributed, layers as layers_module
 from fastdnn import losses, metrics as metrics_module, optimizers, random, saving, validation
 from fastdnn.buffers import BufferPool
 from fastdnn.kernels.cpu.data import all_finite, take_rows
@@ -48,6 +48,8 @@ class Sequential:
         self.history = None
         self._store = None
         self._pool = BufferPool()
+        #: How fit splits and reduces work: one process, or data parallel (fastdnn.distributed).
+        self._parallel = distributed.SingleProcess()
         if layers is not None:
             if not isinstance(layers, (list, tuple)):
                 raise TypeError(f"layers: expected a list of layers, received {validation.describe(layers)}")
@@ -200,12 +202,12 @@ class Sequential:
         """Validated inputs and targets (one row per sample, in the loss's kernel form)."""
         x = self._inputs(x, x_name)
         n = x.shape[0]
-        y_rows = np.shape(y)[0] if np.ndim(y) else None
-        if y is None or y_rows != n:
-            raise ValueError(
-                f"{y_name}: expected {n} targets (one per sample of {x_name}), received "
-                f"{'None' if y is None else validation.describe(y) if y_rows is None else f'{y_rows}'}"
-            )
+        if y is None:
+            raise ValueError(f"{y_name}: expected {n} targets (one per sample of {x_name}), received None")
+        y = validation.to_array(y, y_name)
+        if y.ndim == 0 or y.shape[0] != n:
+            received = validation.describe(y) if y.ndim == 0 else y.shape[0]
+            raise ValueError(f"{y_name}: expected {n} targets (one per sample of {x_name}), received {received}")
         targets = self.loss.prepare_targets(y, self.output_shape, n, self.dtype, name=y_name)
         return x, targets.reshape(n, -1)
 
@@ -250,6 +252,59 @@ class Sequential:
             Epoch to start counting from (for resuming).
         """
         self._require_compiled("fit")
+        parallel = self._parallel
+
+        def prepare():
+            return self._fit_arguments(x, y, batch_size, epochs, verbose, shuffle, initial_epoch, validation_split, validation_data)
+
+        def description(checked):
+            # what every data-parallel process must agree on: model, data and arguments
+            train, _, val, _, size, count, *_ = checked
+            return {
+                "model": self.get_config(),
+                "loss": self.loss.get_config(),
+                "optimizer": self.optimizer.get_config(),
+                "x": [list(train.shape), repr(float(np.sum(train, dtype=np.float64)))],
+                "validation": None if val is None else list(val.shape),
+                "batch_size": size,
+                "epochs": count,
+            }
+
+        x, targets, x_val, t_val, batch_size, epochs, verbose, shuffle, initial_epoch = parallel.agree("fit", prepare, description)
+        if self._packed_layers != tuple(layer for layer in self._layers if layer.trainable):
+            self._pack()
+        parallel.broadcast_variables(self)
+        if not parallel.is_root:
+            verbose = 0
+
+        callbacks = callbacks_module.checked(callbacks)
+        if not parallel.is_root:
+            callbacks = [c for c in callbacks if not c.root_only]  # one writer of checkpoints and logs
+        self.history = callbacks_module.History()
+        # History last, so that it records what the other callbacks add to the logs (learning_rate).
+        callback_list = callbacks + [self.history]
+        if verbose:
+            callback_list.insert(0, callbacks_module.ProgbarLogger(verbose))
+        steps = -(-x.shape[0] // batch_size)
+        hooks = callbacks_module.CallbackList(
+            callback_list, self, {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
+        )
+        self.stop_training = False
+        terminate_on_nan = [c for c in callbacks if isinstance(c, callbacks_module.TerminateOnNaN)]
+        snapshot = _Snapshot(self)
+        hooks.on_train_begin()
+        try:
+            parallel.guard(
+                lambda: self._epochs(x, targets, x_val, t_val, batch_size, epochs, shuffle, initial_epoch, steps, hooks, snapshot, terminate_on_nan)
+            )
+        finally:
+            # Also on Ctrl-C: files close, History keeps the finished epochs, the model keeps the
+            # weights of its last completed step.
+            hooks.on_train_end()
+        return self.history
+
+    def _fit_arguments(self, x, y, batch_size, epochs, verbose, shuffle, initial_epoch, validation_split, validation_data):
+        """Every check of `fit`'s arguments, before anything runs; returns them in kernel form."""
         batch_size = validation.positive_int(batch_size, "batch_size")
         epochs = validation.positive_int(epochs, "epochs")
         verbose = _verbosity(verbose)
@@ -270,46 +325,26 @@ class Sequential:
             targets, t_val = targets[:split], targets[split:]
         else:
             x_val = t_val = None
-        if self._packed_layers != tuple(layer for layer in self._layers if layer.trainable):
-            self._pack()
+        return x, targets, x_val, t_val, batch_size, epochs, verbose, shuffle, int(initial_epoch)
 
-        callbacks = callbacks_module.checked(callbacks)
-        self.history = callbacks_module.History()
-        # History last, so that it records what the other callbacks add to the logs (learning_rate).
-        callback_list = callbacks + [self.history]
-        if verbose:
-            callback_list.insert(0, callbacks_module.ProgbarLogger(verbose))
-        steps = -(-x.shape[0] // batch_size)
-        hooks = callbacks_module.CallbackList(
-            callback_list, self, {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
-        )
-        self.stop_training = False
-        terminate_on_nan = [c for c in callbacks if isinstance(c, callbacks_module.TerminateOnNaN)]
-        snapshot = _Snapshot(self)
-        hooks.on_train_begin()
-        try:
-            for epoch in range(initial_epoch, epochs):
-                hooks.on_epoch_begin(epoch)
-                if self.stop_training:
-                    break
-                snapshot.take()
-                logs, failure = self._train_epoch(x, targets, batch_size, shuffle, hooks)
-                if failure is None and not all_finite(self._store.params):
-                    failure = (steps - 1, None)  # an update overflowed although every loss was finite
-                if failure is not None:
-                    self._diverged(epoch, *failure, snapshot, terminate_on_nan)
-                    break
-                if x_val is not None and not self.stop_training:
-                    val_logs = self._evaluate_arrays(x_val, t_val, _PREDICT_BATCH)
-                    logs.update({f"val_{key}": value for key, value in val_logs.items()})
-                hooks.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-        finally:
-            # Also on Ctrl-C: files close, History keeps the finished epochs, the model keeps the
-            # weights of its last completed step.
-            hooks.on_train_end()
-        return self.history
+    def _epochs(self, x, targets, x_val, t_val, batch_size, epochs, shuffle, initial_epoch, steps, hooks, snapshot, terminate_on_nan):
+        for epoch in range(initial_epoch, epochs):
+            hooks.on_epoch_begin(epoch)
+            if self.stop_training:
+                break
+            snapshot.take()
+            logs, failure = self._train_epoch(x, targets, batch_size, shuffle, hooks)
+            if failure is None and not all_finite(self._store.params):
+                failure = (steps - 1, None)  # an update overflowed although every loss was finite
+            if failure is not None:
+                self._diverged(epoch, *failure, snapshot, terminate_on_nan)
+                break
+            if x_val is not None and not self.stop_training:
+                val_logs = self._evaluate_arrays(x_val, t_val, _PREDICT_BATCH, self._parallel)
+                logs.update({f"val_{key}": value for key, value in val_logs.items()})
+            hooks.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
 
     def _diverged(self, epoch, batch, loss_value, snapshot, terminate_on_nan):
         """The loss went non-finite: keep finite weights (restoring the epoch's start if an update
@@ -339,9 +374,12 @@ class Sequential:
     def _train_epoch(self, x, targets, batch_size, shuffle, hooks):
         """One pass over the data. Returns ``(logs, failure)``; ``failure`` is ``(batch, loss)`` when a
         batch's loss was not finite (that step is not applied), else None.
+
+        Data parallel, each global batch ``[start, stop)`` is split and this process runs its shard.
         """
+        parallel = self._parallel
         n = x.shape[0]
-        order = random.generator().permutation(n) if shuffle else None
+        order = parallel.broadcast_order(random.generator().permutation(n)) if shuffle else None
         flat_x = x.reshape(n, -1)
         x_buffer = self._pool.get("x", (min(batch_size, n), flat_x.shape[1]), x.dtype)
         t_buffer = self._pool.get("t", (min(batch_size, n), targets.shape[1]), targets.dtype)
@@ -353,15 +391,15 @@ class Sequential:
         logs = {}
         for batch, start in enumerate(range(0, n, batch_size)):
             stop = min(start + batch_size, n)
+            lo, hi = parallel.shard(start, stop)
             if order is None:
-                xb, tb = flat_x[start:stop], targets[start:stop]
+                xb, tb = flat_x[lo:hi], targets[lo:hi]
             else:
-                index = order[start:stop]
-                xb, tb = x_buffer[: stop - start], t_buffer[: stop - start]
-                take_rows(flat_x, index, xb)
-                take_rows(targets, index, tb)
+                xb, tb = x_buffer[: hi - lo], t_buffer[: hi - lo]
+                take_rows(flat_x, order[lo:hi], xb)
+                take_rows(targets, order[lo:hi], tb)
             hooks.on_train_batch_begin(batch)
-            loss_value = self._train_step(xb.reshape(stop - start, *x.shape[1:]), self._kernel_targets(tb))
+            loss_value = self._train_step(xb.reshape(hi - lo, *x.shape[1:]), self._kernel_targets(tb), stop - start)
             if not math.isfinite(loss_value):
                 return self._logs(loss_sum / max(seen, 1)), (batch, loss_value)
             loss_sum += loss_value * (stop - start)
@@ -371,7 +409,20 @@ class Sequential:
             hooks.on_train_batch_end(batch, logs)
             if self.stop_training:
                 break
+        self._reduce_metrics()
         return self._logs(loss_sum / max(seen, 1)), None
+
+    def _reduce_metrics(self, totals=()):
+        """Sum the metrics' counts (and ``totals``) over data-parallel processes; returns the totals."""
+        if self._parallel.size == 1:
+            return list(totals)
+        counts = [metric.counts() for metric in self.metrics]
+        summed = self._parallel.reduce_sums(np.concatenate([np.asarray(totals, dtype=np.float64), *counts]))
+        position = len(totals)
+        for metric, own in zip(self.metrics, counts):
+            metric.set_counts(summed[position : position + own.size])
+            position += own.size
+        return list(summed[: len(totals)])
 
     def _logs(self, loss_value):
         logs = {"loss": float(loss_value)}
@@ -385,22 +436,33 @@ class Sequential:
             out = layer.forward(out, training=training)
         return out.reshape(-1, self.output_shape[-1])
 
-    def _train_step(self, xb, tb):
+    def _train_step(self, xb, tb, n_global=None):
         """Forward, loss, backward and one optimizer step on a batch; returns the batch's mean loss.
 
+        ``n_global`` is the size of the global batch when ``xb`` is this process's shard of it.
         A non-finite loss skips the step, so that its NaN never reaches the weights.
         """
-        loss_value, y_pred = self._loss_and_gradients(xb, tb)
+        n_local = xb.shape[0]
+        n_global = n_local if n_global is None else n_global
+        parallel = self._parallel
+        if n_local:
+            loss_value, y_pred = self._loss_and_gradients(xb, tb, parallel.share(n_local, n_global))
+        else:  # more processes than rows in this batch: contribute nothing
+            loss_value, y_pred = 0.0, None
+            self._store.grads[:] = 0
+        loss_value = parallel.reduce_step(self._store, loss_value, n_local, n_global)
         if not math.isfinite(loss_value):
             return loss_value
         self.optimizer.step(self._store.params, self._store.grads, self._store.offsets)
-        for metric in self.metrics:
-            metric.update(y_pred, tb)
+        if n_local:
+            for metric in self.metrics:
+                metric.update(y_pred, tb)
         return loss_value
 
-    def _loss_and_gradients(self, xb, tb):
+    def _loss_and_gradients(self, xb, tb, share=1.0):
         """Mean loss of a batch and its gradient in the flat store (``self._store.grads``).
 
+        ``share`` scales the gradient (not the loss): a data-parallel shard's weight in the global batch.
         Returns ``(loss, predictions)``; the predictions are a view of the output layer's buffer.
         """
         y_pred = self._forward(xb, training=True)
@@ -409,10 +471,11 @@ class Sequential:
         output_grad = grad.reshape(xb.shape[0], *self.output_shape)
         if self._fused:
             loss_value = self.loss.compute_from_logits(last.logits.reshape(y_pred.shape), tb, grad)
-            gradient = last.backward_from_logits(output_grad)
         else:
             loss_value = self.loss.compute(y_pred, tb, grad)
-            gradient = last.backward(output_grad)
+        if share != 1.0:
+            grad *= share  # backpropagation is linear in dL/dy: scaling here scales every gradient
+        gradient = last.backward_from_logits(output_grad) if self._fused else last.backward(output_grad)
         for layer in reversed(self._layers[:-1]):
             gradient = layer.backward(gradient)
         return loss_value, y_pred
@@ -448,14 +511,16 @@ class Sequential:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def _evaluate_arrays(self, x, targets, batch_size):
+    def _evaluate_arrays(self, x, targets, batch_size, parallel=None):
+        """Loss and metrics over arrays in kernel form; with ``parallel``, over this process's shard,
+        then summed over processes (fit's validation)."""
         for metric in self.metrics:
             metric.reset_state()
-        n = x.shape[0]
+        lo, hi = (0, x.shape[0]) if parallel is None else parallel.shard(0, x.shape[0])
         loss_sum = 0.0
         last = self._layers[-1]
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
+        for start in range(lo, hi, batch_size):
+            stop = min(start + batch_size, hi)
             tb = self._kernel_targets(targets[start:stop])
             y_pred = self._forward(x[start:stop], training=False)
             if self._fused:
@@ -465,7 +530,9 @@ class Sequential:
             loss_sum += value * (stop - start)
             for metric in self.metrics:
                 metric.update(y_pred, tb)
-        return self._logs(loss_sum / n)
+        if parallel is not None:
+            (loss_sum,) = self._reduce_metrics([loss_sum])
+        return self._logs(loss_sum / x.shape[0])
 
     # -- weights and description -----------------------------------------------------------------
 

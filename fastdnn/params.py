@@ -15,6 +15,9 @@ class ParameterStore:
     ----------
     params, grads : 1-D arrays
         The flat buffers.
+    reduction : 1-D array
+        ``grads`` followed by one spare slot: what a data-parallel step reduces in a single message
+        (the slot carries the loss).
     offsets : int64 array
         ``offsets[k]:offsets[k+1]`` is the slice of the k-th variable.
     variables : list of (layer, name)
@@ -26,7 +29,8 @@ class ParameterStore:
         sizes = [layer.params[name].size for layer, name in self.variables]
         self.offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
         self.params = np.empty(int(self.offsets[-1]), dtype=dtype)
-        self.grads = np.zeros_like(self.params)
+        self.reduction = np.zeros(self.params.shape[0] + 1, dtype=dtype)
+        self.grads = self.reduction[:-1]
         for (layer, name), start, stop in zip(self.variables, self.offsets[:-1], self.offsets[1:]):
             shape = layer.params[name].shape
             self.params[start:stop] = layer.params[name].reshape(-1)

@@ -1,0 +1,118 @@
+"""Data-parallel training over MPI, with real processes: ``mpirun -n 2``.
+
+Skipped where mpirun or mpi4py is missing; CI installs Open MPI and the ``mpi`` extra.
+"""
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastdnn as fd
+from fastdnn import distributed
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "train_on_ranks.py")
+
+def _mpi_available():
+    if shutil.which("mpirun") is None:
+        return False
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_mpi = pytest.mark.skipif(not _mpi_available(), reason="needs mpirun and mpi4py (the mpi extra)")
+
+
+def _mpirun(ranks, *args, timeout=300):
+    environment = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    command = ["mpirun", "--oversubscribe", "-n", str(ranks), sys.executable, SCRIPT, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def _dataset(tmp_path, batch_size, n=203):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
+    np.savez(tmp_path / "data.npz", x=x, y=y, batch_size=batch_size)
+    return x, y
+
+
+@needs_mpi
+@pytest.mark.parametrize("batch_size", [32, 7])  # 7: shards of 4 and 3 rows, and an uneven last batch
+def test_two_ranks_train_like_one_process_with_the_same_global_batch(tmp_path, batch_size):
+    x, y = _dataset(tmp_path, batch_size)
+    result = _mpirun(2, str(tmp_path), "train")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ranks = [np.load(tmp_path / f"weights-rank{r}.npz") for r in range(2)]
+    for key in ranks[0].files:  # every rank ends with identical weights
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key])
+
+    fd.set_seed(5)
+    single = fd.Sequential([fd.layers.Dense(16, activation="tanh", input_shape=(6,)), fd.layers.Dense(3, activation="softmax")])
+    single.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = single.fit(x, y, batch_size=batch_size, epochs=3, validation_split=0.2, verbose=0)
+    for key, expected in zip(ranks[0].files, single.get_weights()):
+        np.testing.assert_allclose(ranks[0][key], expected, rtol=2e-5, atol=2e-6)
+
+    # losses, metrics and validation are reduced over the ranks: the same numbers as one process
+    logged = ast.literal_eval((tmp_path / "history-rank1.txt").read_text())
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(logged[key], history.history[key], rtol=1e-4, atol=1e-6)
+    # only rank 0 prints progress and writes logs
+    assert result.stdout.count("Epoch 3/3") == 1
+    assert (tmp_path / "log-rank0.csv").exists() and not (tmp_path / "log-rank1.csv").exists()
+
+
+@needs_mpi
+def test_ranks_that_disagree_on_the_data_all_get_the_same_error(tmp_path):
+    _dataset(tmp_path, 32)
+    result = _mpirun(2, str(tmp_path), "disagree", timeout=120)
+    assert result.returncode != 0
+    # both ranks raise the same error, so neither waits for the other
+    assert result.stderr.count("x: rank 0 has [[162, 6]") == 2, result.stderr
+    assert result.stderr.count("fit: the 2 ranks disagree on validation") == 2
+
+
+@needs_mpi
+def test_a_rank_that_raises_ends_the_whole_job(tmp_path):
+    _dataset(tmp_path, 32)
+    result = _mpirun(2, str(tmp_path), "crash", timeout=120)
+    assert result.returncode != 0
+    assert "simulated failure on rank 1" in result.stderr
+    assert "rank 1 of 2 failed; aborting the job" in result.stderr
+
+
+def test_without_mpi_the_same_script_trains_as_one_process():
+    model = fd.Sequential([fd.layers.Dense(2, activation="softmax", input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    assert distributed.data_parallel(model) is model
+    assert model._parallel.size == 1 and model._parallel.is_root
+    history = model.fit(np.zeros((8, 3)), np.zeros(8, dtype=int), epochs=2, verbose=0)
+    assert len(history.epoch) == 2
+    with pytest.raises(TypeError, match="model: expected a fastdnn.Sequential"):
+        distributed.data_parallel("model")
+
+
+def test_shards_split_a_batch_like_array_split():
+    class FakeComm:
+        def __init__(self, rank, size):
+            self.rank, self.size = rank, size
+
+        def Get_rank(self):
+            return self.rank
+
+        def Get_size(self):
+            return self.size
+
+    pytest.importorskip("mpi4py")
+    for total, size in [(10, 3), (2, 4), (7, 2), (32, 2)]:
+        shards = [distributed.MPIDataParallel(FakeComm(rank, size)).shard(5, 5 + total) for rank in range(size)]
+        expected = np.array_split(np.arange(5, 5 + total), size)
+        assert [list(range(lo, hi)) for lo, hi in shards] == [list(part) for part in expected]
