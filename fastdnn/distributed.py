@@ -164,7 +164,7 @@ def world():
     """
     try:
         from mpi4py import MPI
-    except ImportError:
+    except (ImportError, RuntimeError, OSError):  # no mpi4py, or no MPI library for it to load
         return SingleProcess()
     if MPI.COMM_WORLD.Get_size() == 1:
         return SingleProcess()
