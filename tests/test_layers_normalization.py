@@ -1,0 +1,115 @@
+"""BatchNormalization: training and inference against the NumPy reference, moving statistics, configs."""
+
+import numpy as np
+import pytest
+
+import fastdnn as fd
+from tests.conftest import DTYPES
+from verify import reference
+
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-12)}
+
+
+def _built(layer, shape, dtype, rng):
+    layer.build(shape[1:], dtype)
+    for value in layer.params.values():
+        value[...] = rng.normal(size=value.shape)
+    return layer
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 3), (2, 1), (16, 5), (3, 4, 6), (2, 5, 5, 3)])
+@pytest.mark.parametrize("center, scale", [(True, True), (False, True), (True, False)])
+def test_training_forward_backward_and_moving_statistics(dtype, shape, center, scale, rng):
+    layer = _built(fd.layers.BatchNormalization(center=center, scale=scale, momentum=0.9), shape, dtype, rng)
+    x = (rng.normal(size=shape) * 3 + 1).astype(dtype)
+    y = layer.forward(x, training=True)
+    gamma, beta = layer.params.get("gamma"), layer.params.get("beta")
+    y_ref, mu, var = reference.batch_norm(x, gamma, beta, 1e-3)
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    np.testing.assert_allclose(layer.state["moving_mean"], 0.1 * mu, **TOL[dtype])
+    np.testing.assert_allclose(layer.state["moving_variance"], 0.9 + 0.1 * var, **TOL[dtype])
+    dLdY = rng.normal(size=shape).astype(dtype)
+    dX = layer.backward(dLdY)
+    dX_ref, dgamma_ref, dbeta_ref = reference.batch_norm_backward(x, gamma, dLdY, 1e-3)
+    np.testing.assert_allclose(dX, dX_ref, **TOL[dtype])
+    if scale:
+        np.testing.assert_allclose(layer.grads["gamma"], dgamma_ref, **TOL[dtype])
+    if center:
+        np.testing.assert_allclose(layer.grads["beta"], dbeta_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_inference_and_frozen_layers_use_the_moving_statistics(dtype, rng):
+    layer = _built(fd.layers.BatchNormalization(), (4, 3, 5), dtype, rng)
+    layer.state["moving_mean"][...] = rng.normal(size=5)
+    layer.state["moving_variance"][...] = rng.uniform(0.5, 2.0, 5)
+    mean, var = layer.state["moving_mean"].copy(), layer.state["moving_variance"].copy()
+    x = rng.normal(size=(4, 3, 5)).astype(dtype)
+    expected = reference.batch_norm(x, layer.params["gamma"], layer.params["beta"], 1e-3, mean, var)[0]
+    np.testing.assert_allclose(layer.forward(x, training=False), expected, **TOL[dtype])
+    np.testing.assert_array_equal(layer.state["moving_mean"], mean)  # inference does not update
+
+    layer.trainable = False  # Keras: a frozen BatchNormalization runs in inference mode
+    np.testing.assert_allclose(layer.forward(x, training=True), expected, **TOL[dtype])
+    np.testing.assert_array_equal(layer.state["moving_variance"], var)
+    dLdY = rng.normal(size=x.shape).astype(dtype)
+    dX_ref, dgamma_ref, dbeta_ref = reference.batch_norm_backward(x, layer.params["gamma"], dLdY, 1e-3, mean, var)
+    np.testing.assert_allclose(layer.backward(dLdY), dX_ref, **TOL[dtype])
+    np.testing.assert_allclose(layer.grads["gamma"], dgamma_ref, **TOL[dtype])
+
+
+def test_moving_statistics_converge_to_the_data_statistics(rng):
+    layer = fd.layers.BatchNormalization(momentum=0.9)
+    layer.build((2,), np.float64)
+    x = rng.normal(size=(4000, 2)) * [2.0, 0.5] + [3.0, -1.0]
+    for batch in np.split(x, 100):
+        layer.forward(batch, training=True)
+    np.testing.assert_allclose(layer.state["moving_mean"], [3.0, -1.0], atol=0.2)
+    np.testing.assert_allclose(layer.state["moving_variance"], [4.0, 0.25], rtol=0.25)
+
+
+def test_state_is_non_trainable_and_counted_as_keras_does():
+    layer = fd.layers.BatchNormalization()
+    model = fd.Sequential([fd.layers.Input((6, 6, 8)), fd.layers.Conv2D(4, 3), layer])
+    model.compile(optimizer="sgd", loss="mse")
+    assert list(layer.params) == ["gamma", "beta"] and list(layer.state) == ["moving_mean", "moving_variance"]
+    assert layer.count_params() == 4 * 4 and layer.count_trainable_params() == 2 * 4
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("(None, 4, 4, 4)" in line and line.rstrip().endswith(" 16") for line in lines)
+    assert "Non-trainable params: 8" in lines
+    np.testing.assert_array_equal(layer.state["moving_variance"], 1.0)
+    assert layer.name.startswith("batch_normalization")
+
+
+def test_training_updates_state_but_the_optimizer_does_not(rng):
+    model = fd.Sequential([fd.layers.Input((3,)), fd.layers.BatchNormalization(), fd.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = rng.normal(size=(32, 3)) * 4 + 2
+    model.fit(x, rng.normal(size=(32, 1)), batch_size=8, epochs=2, verbose=0)
+    bn = model.layers[0]
+    assert np.all(bn.state["moving_mean"] > 0.05)  # moved towards the data mean 2
+    assert model._store.size == 3 + 3 + 3 + 1  # gamma, beta, W, b: the moving statistics are not stepped
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(axis=1), ValueError, "axis: only -1"),
+        (dict(momentum=1.5), ValueError, r"momentum: expected a number in \[0.0, 1.0\]"),
+        (dict(epsilon=0), ValueError, "epsilon: expected a number in"),
+        (dict(center="yes"), TypeError, "center: expected True or False"),
+        (dict(gamma_initializer="nope"), ValueError, "unknown initializer 'nope'"),
+    ],
+)
+def test_arguments_are_validated(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fd.layers.BatchNormalization(**kwargs)
+
+
+def test_config_round_trip():
+    layer = fd.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=False, gamma_initializer="random_normal", name="bn")
+    clone = fd.layers.get(fd.layers.serialize(layer))
+    assert type(clone) is fd.layers.BatchNormalization and clone.get_config() == layer.get_config()
+    assert fd.layers.BatchNormalization().momentum == 0.99 and fd.layers.BatchNormalization().epsilon == 1e-3
