@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from fastdnn import callbacks as callbacks_module
+from fastdnn import backend, callbacks as callbacks_module
 from fastdnn import config, distributed, layers as layers_module
 from fastdnn import losses, metrics as metrics_module, optimizers, random, saving, validation
 from fastdnn.buffers import BufferPool
@@ -48,6 +48,9 @@ class Sequential:
         self.history = None
         self._store = None
         self._pool = BufferPool()
+        #: "cpu" or "cuda" (set by compile); on "cuda" a backend.CudaEngine runs epochs and inference.
+        self._device = "cpu"
+        self._cuda = None
         #: How fit splits and reduces work: one process, or data parallel (fastdnn.distributed).
         self._parallel = distributed.SingleProcess()
         if layers is not None:
@@ -115,7 +118,7 @@ class Sequential:
 
     # -- compile ---------------------------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, device=None):
         """Choose the optimizer, the loss and the metrics.
 
         Parameters
@@ -125,7 +128,12 @@ class Sequential:
         loss : str or Loss
         metrics : list of str or Metric, optional
             ``"accuracy"`` is resolved from the loss as in Keras.
+        device : "cpu" or "cuda", optional
+            Where training and inference run (default ``fastdnn.config.device()``). ``"cuda"`` keeps
+            parameters, optimizer state and batches on the GPU (numba.cuda kernels, ``pip install
+            'fastdnn[cuda]'``); a ValueError names ``device`` when CUDA is unavailable.
         """
+        device = backend.check_device(config.device() if device is None else device, "device")
         if loss is None:
             raise ValueError(f"loss: expected a loss name ({', '.join(losses.registry.names())}) or a Loss, received None")
         self.optimizer = optimizers.get(optimizer)
@@ -140,12 +148,15 @@ class Sequential:
             if isinstance(metric, str):
                 metrics_module.registry.lookup(metric, f"metrics[{i}]")
         self._metric_identifiers = list(metrics)
+        self._device, self._cuda = device, None
         self.compiled = True
         if not self.built and self._input_shape is not None and self._layers:
             self.build()
         elif self.built:
             self.optimizer.build(self._store.size, self.dtype)
             self._link_loss_and_metrics()
+        if device == "cuda" and self.built:
+            backend.engine_for(self)  # refuses unsupported layers now rather than in fit
 
     def _link_loss_and_metrics(self):
         """Resolve what depends on both the loss and the built output: fusion and ``"accuracy"``."""
@@ -233,8 +244,10 @@ class Sequential:
 
         Parameters
         ----------
-        x : array (n, ...)
-        y : targets: integer labels for sparse crossentropy, else shaped like the output
+        x : array of shape (n, ...)
+            The inputs.
+        y : array
+            The targets: integer class labels for sparse crossentropy, else shaped like the output.
         batch_size : int
             Samples per gradient step; ``len(x)`` gives full-batch gradient descent.
         epochs : int
@@ -377,6 +390,8 @@ class Sequential:
 
         Data parallel, each global batch ``[start, stop)`` is split and this process runs its shard.
         """
+        if self._device == "cuda":
+            return backend.engine_for(self).train_epoch(x, targets, batch_size, shuffle, hooks)
         parallel = self._parallel
         n = x.shape[0]
         order = parallel.broadcast_order(random.generator().permutation(n)) if shuffle else None
@@ -489,6 +504,8 @@ class Sequential:
         """Outputs for ``x``, computed in chunks of ``batch_size`` rows (1024 when None)."""
         batch_size = self._batch_size_or_default(batch_size)
         x = self._inputs(x)
+        if self._device == "cuda":
+            return backend.engine_for(self).predict(x, batch_size)
         n = x.shape[0]
         result = np.empty((n, *self.output_shape), dtype=self.dtype)
         flat = result.reshape(n, -1)
@@ -514,6 +531,8 @@ class Sequential:
     def _evaluate_arrays(self, x, targets, batch_size, parallel=None):
         """Loss and metrics over arrays in kernel form; with ``parallel``, over this process's shard,
         then summed over processes (fit's validation)."""
+        if self._device == "cuda":
+            return backend.engine_for(self).evaluate(x, targets, batch_size)
         for metric in self.metrics:
             metric.reset_state()
         lo, hi = (0, x.shape[0]) if parallel is None else parallel.shard(0, x.shape[0])

@@ -2,6 +2,6 @@
 
 import sys
 
-from verify.cli import main
+from verify.cli import console
 
-sys.exit(main())
+sys.exit(console())

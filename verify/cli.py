@@ -22,6 +22,12 @@ def _parser():
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--self-test", action="store_true", help="plant known bugs in copies of the kernels and show each is caught")
     parser.add_argument("--quiet", action="store_true", help="print failures and the summary only")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cuda: check every numba.cuda kernel against its (finite-difference-checked) CPU twin, float64 and float32",
+    )
     return parser
 
 
@@ -30,6 +36,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.self_test:
         return _self_test(args)
+    if args.device == "cuda":
+        return _check_cuda(args)
     if args.model:
         return _check_saved_model(args)
     chosen = run.selected(args.only, args.seed)
@@ -81,6 +89,33 @@ def _check_saved_model(args):
     return 0 if result.passed else 1
 
 
+def _check_cuda(args):
+    from fastdnn import backend
+
+    reason = backend.cuda_unavailable_reason()
+    if reason is not None:
+        print(f"fastdnn-gradcheck: error: --device cuda: CUDA is unavailable: {reason}", file=sys.stderr)
+        return 2
+    from verify import agreement
+
+    results, seconds = agreement.run(seed=args.seed, only=args.only)
+    if not results:
+        print(f"fastdnn-gradcheck: error: no CUDA kernel matches --only {args.only!r}", file=sys.stderr)
+        return 2
+    shown = results if not args.quiet else [r for r in results if not r.passed]
+    if shown:
+        print(agreement.table(shown))
+        print()
+    print(agreement.summary(results, seconds))
+    if args.json:
+        import dataclasses
+        import json
+
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"summary": agreement.summary(results, seconds), "results": [dataclasses.asdict(r) for r in results]}, handle, indent=2, default=float)
+    return 0 if all(r.passed for r in results) else 1
+
+
 def _self_test(args):
     rows, seconds = selftest.self_test(args.seed)
     width = max(len(r["description"]) for r in rows)
@@ -97,5 +132,14 @@ def _self_test(args):
     return 0 if caught == len(rows) else 1
 
 
+def console():
+    """Entry point of the console script: ``main`` with a quiet exit when the output pipe closes."""
+    try:
+        return main()
+    except BrokenPipeError:  # e.g. fastdnn-gradcheck --list | head
+        sys.stderr.close()
+        return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

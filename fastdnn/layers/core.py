@@ -63,9 +63,13 @@ class Dense(_ActivationMixin, Layer):
         Whether to add ``b``.
     kernel_initializer, bias_initializer : str or Initializer
         How ``W`` (``n_in x n_out``) and ``b`` (``n_out``) start.
+    **kwargs
+        ``name``, ``input_shape``, ``trainable`` (see `Layer`).
 
-    Backward, with ``dL/dz = dL/dy * f'(z)``: ``dL/dW = x^T dL/dz``, ``dL/db = sum over the batch
-    of dL/dz``, ``dL/dx = dL/dz W^T``.
+    Notes
+    -----
+    Backward, with ``dL/dz = dL/dy * f'(z)``: ``dL/dW = x^T dL/dz``, ``dL/db`` is the sum over the
+    batch of ``dL/dz``, and ``dL/dx = dL/dz W^T``.
     """
 
     def __init__(
