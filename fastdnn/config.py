@@ -67,3 +67,32 @@ def _is_dtype_like(value):
     except TypeError:
         return False
     return True
+
+
+# -- CUDA (fastdnn.kernels.cuda) -----------------------------------------------------------------
+# Read when a CUDA kernel is first launched at a given size, so tests may patch them small.
+
+#: Threads per block of the elementwise and row-wise CUDA kernels.
+CUDA_BLOCK = int(os.environ.get("FASTDNN_CUDA_BLOCK", "256"))
+
+#: Side of the square shared-memory tiles of the numba.cuda matrix product.
+CUDA_TILE = int(os.environ.get("FASTDNN_CUDA_TILE", "16"))
+
+#: Matrix products on the GPU: ``"numba"`` (fastdnn's tiled kernel) or ``"cupy"`` (cuBLAS through CuPy).
+GEMM = os.environ.get("FASTDNN_GEMM", "numba").strip().lower()
+
+_DEVICE = os.environ.get("FASTDNN_DEVICE", "cpu").strip().lower()
+_SUPPORTED_DEVICES = ("cpu", "cuda")
+
+
+def device():
+    """Return the default device of ``Model.compile`` (``"cpu"`` or ``"cuda"``)."""
+    return _DEVICE
+
+
+def set_device(value):
+    """Set the default device (``"cpu"`` or ``"cuda"``) of models compiled afterwards."""
+    global _DEVICE
+    if value not in _SUPPORTED_DEVICES:
+        raise ValueError(f"device: expected one of {_SUPPORTED_DEVICES}, received {value!r}")
+    _DEVICE = value

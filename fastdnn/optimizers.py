@@ -41,6 +41,9 @@ class Optimizer:
     name = None
     #: Names of the state buffers, in order, with the initial value of each.
     state_defaults = {}
+    #: The step kernels: the CPU family; a model compiled for ``device="cuda"`` gives its optimizer
+    #: the numba.cuda twins (same names and signatures) and device state buffers.
+    _kernels = kernels
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
         self.learning_rate = learning_rate
@@ -93,13 +96,13 @@ class Optimizer:
         modified in place by clipping.
         """
         if self.clipnorm is not None:
-            kernels.clip_segments_by_norm(grads, self._whole if offsets is None else offsets, self.clipnorm)
+            self._kernels.clip_segments_by_norm(grads, self._whole if offsets is None else offsets, self.clipnorm)
         elif self.global_clipnorm is not None:
-            kernels.clip_segments_by_norm(grads, self._whole, self.global_clipnorm)
+            self._kernels.clip_segments_by_norm(grads, self._whole, self.global_clipnorm)
         elif self.clipvalue is not None:
-            kernels.clip_by_value(grads, self._scalar(self.clipvalue))
+            self._kernels.clip_by_value(grads, self._scalar(self.clipvalue))
         if self.weight_decay:
-            kernels.decay_weights(params, self._scalar(self.learning_rate * self.weight_decay))
+            self._kernels.decay_weights(params, self._scalar(self.learning_rate * self.weight_decay))
         self.update(params, grads)
         self.iterations += 1
 
@@ -239,11 +242,11 @@ class SGD(Optimizer):
 
     def update(self, params, grads):
         if self.momentum > 0:
-            kernels.momentum_step(
+            self._kernels.momentum_step(
                 params, grads, self.state["momentum"], self._scalar(self.learning_rate), self._scalar(self.momentum), self.nesterov
             )
         else:
-            kernels.sgd_step(params, grads, self._scalar(self.learning_rate))
+            self._kernels.sgd_step(params, grads, self._scalar(self.learning_rate))
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -268,7 +271,7 @@ class Adagrad(Optimizer):
         self.state_defaults = {"accumulator": self.initial_accumulator_value}
 
     def update(self, params, grads):
-        kernels.adagrad_step(
+        self._kernels.adagrad_step(
             params, grads, self.state["accumulator"], self._scalar(self.learning_rate), self._scalar(self.epsilon)
         )
 
@@ -308,7 +311,7 @@ class RMSprop(Optimizer):
         return tuple(names)
 
     def update(self, params, grads):
-        kernels.rmsprop_step(
+        self._kernels.rmsprop_step(
             params,
             grads,
             self.state["velocity"],
@@ -348,7 +351,7 @@ class Adadelta(Optimizer):
         self.epsilon = _epsilon(epsilon)
 
     def update(self, params, grads):
-        kernels.adadelta_step(
+        self._kernels.adadelta_step(
             params,
             grads,
             self.state["accumulated_grad"],
@@ -386,7 +389,7 @@ class Adam(Optimizer):
     def update(self, params, grads):
         t = self.iterations + 1
         alpha = self.learning_rate * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
-        kernels.adam_step(
+        self._kernels.adam_step(
             params,
             grads,
             self.state["momentum"],

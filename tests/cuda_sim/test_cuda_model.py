@@ -1,0 +1,144 @@
+"""Training on the (simulated) device: the same history and weights as the CPU, NumPy results out."""
+
+import numpy as np
+import pytest
+
+import fastdnn as fd
+from fastdnn import config
+
+
+def _data(n=24, features=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype(np.float32)
+    return x, rng.integers(0, classes, size=n)
+
+
+def _pair(layers, device_kwargs=None, **compile_kwargs):
+    models = []
+    for device in ("cpu", "cuda"):
+        fd.set_seed(3)
+        model = fd.Sequential(layers())
+        model.compile(device=device, **compile_kwargs)
+        models.append(model)
+    return models
+
+
+def _fit_both(models, x, y, **fit_kwargs):
+    histories = []
+    for model in models:
+        fd.set_seed(11)  # the same shuffling order for both
+        histories.append(model.fit(x, y, verbose=0, **fit_kwargs).history)
+    return histories
+
+
+def _assert_same(models, histories, tol=2e-5):
+    cpu, gpu = models
+    for key in histories[0]:
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=tol, atol=tol, err_msg=key)
+    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
+        assert isinstance(b, np.ndarray)
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
+
+
+def _mlp():
+    return [fd.layers.Dense(5, activation="relu", input_shape=(6,)), fd.layers.Dense(3, activation="softmax")]
+
+
+def test_mlp_trains_on_the_device_like_on_the_cpu():
+    x, y = _data()
+    models = _pair(_mlp, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    histories = _fit_both(models, x, y, batch_size=8, epochs=2, validation_split=0.25)
+    assert set(histories[1]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    _assert_same(models, histories)
+    cpu, gpu = models
+    prediction = gpu.predict(x, batch_size=10)
+    assert isinstance(prediction, np.ndarray) and prediction.shape == (24, 3)
+    np.testing.assert_allclose(prediction, cpu.predict(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gpu.evaluate(x, y), cpu.evaluate(x, y), rtol=1e-5)
+    assert gpu.optimizer.iterations == cpu.optimizer.iterations == 6
+    assert isinstance(next(iter(gpu.optimizer.state.values())), np.ndarray)  # host state between epochs
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        fd.optimizers.SGD(0.1, momentum=0.9, nesterov=True, clipnorm=0.5),
+        fd.optimizers.RMSprop(0.01, momentum=0.5, centered=True, global_clipnorm=1.0),
+        fd.optimizers.Adagrad(0.05, clipvalue=0.1),
+        fd.optimizers.Adadelta(1.0, weight_decay=0.01),
+        fd.optimizers.Adam(0.01, amsgrad=True),
+    ],
+    ids=lambda o: o.name,
+)
+def test_every_optimizer_steps_on_the_device(optimizer):
+    x = np.random.default_rng(1).normal(size=(16, 6)).astype(np.float32)
+    y = (x[:, :2] * 0.5).astype(np.float32)
+
+    def layers():
+        return [fd.layers.Dense(4, activation="tanh", input_shape=(6,)), fd.layers.Dense(2)]
+
+    cpu, gpu = (fd.optimizers.get(optimizer.get_config()) for _ in range(2))
+    models = []
+    for device, opt in (("cpu", cpu), ("cuda", gpu)):
+        fd.set_seed(3)
+        model = fd.Sequential(layers())
+        model.compile(optimizer=opt, loss="mse", device=device)
+        models.append(model)
+    _assert_same(models, _fit_both(models, x, y, batch_size=8, epochs=2))
+
+
+@pytest.mark.parametrize(
+    "loss, output, targets",
+    [
+        ("binary_crossentropy", "sigmoid", "binary"),
+        ("categorical_crossentropy", "softmax", "onehot"),
+        (fd.losses.CategoricalCrossentropy(from_logits=True), None, "onehot"),
+        ("mean_absolute_error", "elu", "real"),
+    ],
+)
+def test_losses_and_output_layers_on_the_device(loss, output, targets):
+    x, labels = _data(n=16)
+    y = {"binary": (labels[:, None] == np.arange(3)).astype(np.float32), "onehot": np.eye(3, dtype=np.float32)[labels], "real": x[:, :3]}[targets]
+
+    def layers():
+        return [
+            fd.layers.Dense(4, activation="gelu", input_shape=(6,)),
+            fd.layers.Dense(3),
+            fd.layers.Activation(output or "linear"),
+        ]
+
+    models = _pair(layers, optimizer="sgd", loss=loss)
+    _assert_same(models, _fit_both(models, x, y, batch_size=8, epochs=1))
+
+
+def test_data_too_large_for_the_device_is_streamed(monkeypatch):
+    monkeypatch.setattr(config, "CUDA_RESIDENT_BYTES", 0, raising=False)
+    x, y = _data(n=12)
+
+    def layers():
+        return [fd.layers.Flatten(input_shape=(2, 3)), fd.layers.Dense(3, activation="softmax")]
+
+    models = _pair(layers, optimizer="sgd", loss="sparse_categorical_crossentropy")
+    _assert_same(models, _fit_both(models, x.reshape(12, 2, 3), y, batch_size=5, epochs=1))
+    assert models[1]._cuda._resident is None
+
+
+def test_weights_set_on_the_host_reach_the_device():
+    x, y = _data(n=8)
+    cpu, gpu = _pair(_mlp, optimizer="sgd", loss="sparse_categorical_crossentropy")
+    gpu.predict(x)
+    gpu.set_weights([w * 0 for w in gpu.get_weights()])
+    np.testing.assert_allclose(gpu.predict(x), 1.0 / 3.0, rtol=1e-6)
+
+
+def test_unsupported_layers_are_named():
+    model = fd.Sequential([fd.layers.Dense(4, input_shape=(6,)), fd.layers.Dropout(0.5), fd.layers.Dense(2)])
+    with pytest.raises(ValueError, match=r"device: 'cuda'.*Dropout"):
+        model.compile(optimizer="sgd", loss="mse", device="cuda")
+
+
+def test_gradcheck_cli_on_the_device(capsys):
+    from verify.cli import main
+
+    assert main(["--device", "cuda", "--quiet", "--only", "adam"]) == 0
+    assert "all agree" in capsys.readouterr().out
