@@ -1,25 +1,56 @@
-"""Side by side: the same training work in fastdnn and in the libraries users would otherwise pick.
+"""Side by side: the same work in fastdnn and in the libraries users would otherwise pick.
 
-Every workload is run by every available library in ONE process, interleaved round by round (so that
-machine noise hits all of them alike); the table gives the median time of each and its ratio to
-fastdnn's (above 1: slower than fastdnn). Peers that are not installed are reported and skipped.
+Peers: fastdnn, Keras 3 on the JAX backend, PyTorch (CPU, eager), and plain NumPy. Every timed
+workload is run by every available peer in ONE process, interleaved round by round (so that machine
+noise hits all of them alike, with a short pause between runs so that one library's spinning
+threads do not eat into the next one's time); tables give medians (and minima), and ratios to fastdnn.
+A peer that is not installed is reported as "not available" and skipped. The last table checks the
+performance targets of issue 4.
 
-    python benchmarks/peers.py                      # every workload, every peer found
+Workloads (``--workload``, several allowed; default ``all``):
+
+- ``mlp``: one epoch of 60000 x 784 -> 512 -> 256 -> 10 (ReLU, softmax + crossentropy, Adam) at
+  batch 32, 128 and 1024;
+- ``digits``: one epoch of 1347 x 64 -> 64 -> 10 at batch 32, in samples per second;
+- ``optim``: one step of every fastdnn update rule over 10M float32 parameters, beside PyTorch's
+  fused Adam and the memory-bandwidth floor (the bytes a rule must move over the ``np.copyto``
+  bandwidth measured in the same run);
+- ``flops``: training FLOP rate of the mnist MLP at batch 1024 against the sgemm rate of BLAS, measured
+  in the same run on the same matrix shapes (and on 2048^3);
+- ``startup``: ``import`` plus the first digits epoch in a fresh process, with an empty and with a
+  warm numba cache (``NUMBA_CACHE_DIR`` pointed at a new folder), and which kernels got compiled;
+- ``memory``: peak and per-epoch resident memory of mnist epochs (batch 128) in a fresh process,
+  against data + parameters (+ gradients and optimizer state) + one batch's activations.
+
+    python benchmarks/peers.py                                   # everything, every peer found
     python benchmarks/peers.py --workload mlp --batch-size 128 --rounds 5
+    python benchmarks/peers.py --workload optim flops --peers fastdnn torch
 
-On machines that set ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE``, unset them for the run (they slow
-current OpenBLAS): ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/peers.py``.
+Unset ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` for the run on machines that set them (they slow
+a current OpenBLAS): ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/peers.py``.
+Peers are imported here only: none of them is a dependency of fastdnn.
 """
 
 import argparse
+import importlib.metadata
+import importlib.util
+import json
 import os
+import platform
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-# -- workloads --------------------------------------------------------------------------------------
+THREADS = 2  # BLAS / intra-op threads of every peer (--threads)
+PEER_NAMES = ("fastdnn", "keras-jax", "torch", "numpy")
+
+
+# -- workloads ----------------------------------------------------------------------------------------
 
 
 class MLPEpoch:
@@ -30,7 +61,7 @@ class MLPEpoch:
 
     def __init__(self, name, sizes, n_samples, batch_size):
         self.name = name
-        self.sizes = sizes
+        self.sizes = tuple(sizes)
         self.batch_size = batch_size
         rng = np.random.default_rng(0)
         self.x = rng.random((n_samples, sizes[0]), dtype=np.float32)
@@ -41,25 +72,105 @@ class MLPEpoch:
         shape = "-".join(map(str, self.sizes))
         return f"{self.name} {len(self.x)}x{shape} batch {self.batch_size} (1 epoch)"
 
+    @property
+    def flops(self):
+        """Matrix-product FLOPs of one training epoch (forward, dW, and dX for all but the first layer)."""
+        return len(self.x) * mlp_step_flops_per_sample(self.sizes)
 
-# -- peers: each returns a callable that runs the workload once, after a warm-up run ----------------
+
+def mlp_step_flops_per_sample(sizes):
+    products = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    return 2 * (3 * sum(products) - products[0])
+
+
+# -- peers: each returns a callable that runs the workload once (the harness warms it up first) ----
 
 
 def fastdnn_peer(work):
     import fastdnn as fd
 
-    fd.set_seed(0)
-    layers = [fd.layers.Dense(work.sizes[1], activation="relu", input_shape=(work.sizes[0],))]
-    layers += [fd.layers.Dense(units, activation="relu") for units in work.sizes[2:-1]]
-    layers.append(fd.layers.Dense(work.sizes[-1], activation="softmax"))
-    model = fd.Sequential(layers)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    fd.set_num_threads(THREADS)
+    model = fastdnn_mlp(work.sizes)
     model.fit(work.x[: 4 * work.batch_size], work.y[: 4 * work.batch_size], batch_size=work.batch_size, verbose=0)
     return lambda: model.fit(work.x, work.y, batch_size=work.batch_size, epochs=1, verbose=0)
 
 
+def fastdnn_mlp(sizes):
+    import fastdnn as fd
+
+    fd.set_seed(0)
+    layers = [fd.layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],))]
+    layers += [fd.layers.Dense(units, activation="relu") for units in sizes[2:-1]]
+    layers.append(fd.layers.Dense(sizes[-1], activation="softmax"))
+    model = fd.Sequential(layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def keras_peer(work):
+    """Keras 3 on JAX, as a user writes it: Sequential, compile, fit on NumPy arrays (XLA-compiled steps)."""
+    keras = _import_keras()
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input(shape=(work.sizes[0],))]
+    layers += [keras.layers.Dense(units, activation="relu") for units in work.sizes[1:-1]]
+    layers.append(keras.layers.Dense(work.sizes[-1], activation="softmax"))
+    model = keras.Sequential(layers)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(work.x[: 4 * work.batch_size], work.y[: 4 * work.batch_size], batch_size=work.batch_size, verbose=0)
+    return lambda: model.fit(work.x, work.y, batch_size=work.batch_size, epochs=1, verbose=0)
+
+
+def _import_keras():
+    os.environ["KERAS_BACKEND"] = "jax"
+    import jax  # noqa: F401  (ImportError here: JAX missing)
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise ImportError(f"keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=jax before it is imported")
+    return keras
+
+
+def torch_peer(work):
+    """PyTorch eager on the CPU: nn.Sequential, CrossEntropyLoss on logits, default Adam, index batching
+    (a DataLoader, which collates sample by sample, would be slower)."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    model = torch_mlp(torch, work.sizes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = torch.from_numpy(work.x), torch.from_numpy(work.y)
+    generator = torch.Generator().manual_seed(0)
+    n, batch = len(work.x), work.batch_size
+
+    def epoch():
+        order = torch.randperm(n, generator=generator)
+        total = 0.0
+        for start in range(0, n, batch):
+            index = order[start : start + batch]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[index]), y[index])
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        return total
+
+    return epoch
+
+
+def torch_mlp(torch, sizes):
+    modules = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        modules.append(torch.nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            modules.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*modules)
+
+
 def numpy_peer(work):
     """The same maths as a plain NumPy loop: what a careful user writes without a framework."""
+    _limit_numpy_blas()
     rng = np.random.default_rng(0)
     weights = []
     for n_in, n_out in zip(work.sizes[:-1], work.sizes[1:]):
@@ -104,67 +215,732 @@ def numpy_peer(work):
     return epoch
 
 
-PEERS = {"fastdnn": fastdnn_peer, "numpy": numpy_peer}
+def _limit_numpy_blas():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(THREADS, user_api="blas")
+
+
+PEERS = {"fastdnn": fastdnn_peer, "keras-jax": keras_peer, "torch": torch_peer, "numpy": numpy_peer}
 
 
 # -- the harness ----------------------------------------------------------------------------------------
 
 
-def run(workloads, peers, rounds):
+def interleave(runners, rounds, pause, inner=1):
+    """Run every runner ``rounds`` times, one after the other in each round; per-call times by name."""
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            time.sleep(pause)
+            start = time.perf_counter()
+            for _ in range(inner):
+                runner()
+            times[name].append((time.perf_counter() - start) / inner)
+    return times
+
+
+def make_runners(factories, announce):
+    """Build and warm up each runner; a missing peer is announced and skipped, a failing one too."""
+    runners = {}
+    for name, factory in factories.items():
+        try:
+            runner = factory()
+            runner()  # warm-up: compilation, first touch of buffers
+        except ImportError as error:
+            announce(f"{name}: not available ({error})")
+            continue
+        except Exception as error:  # a peer that breaks is reported, the others still run
+            announce(f"{name}: failed ({type(error).__name__}: {error})")
+            continue
+        runners[name] = runner
+    return runners
+
+
+def run_epochs(workloads, peers, rounds, pause, notes):
     rows = []
     for work in workloads:
-        runners = {}
-        for name in peers:
-            try:
-                runners[name] = PEERS[name](work)
-                runners[name]()  # warm-up: compilation, first-touch of buffers
-            except ImportError as error:
-                print(f"  {name}: not available ({error})", file=sys.stderr)
-        times = {name: [] for name in runners}
-        for _ in range(rounds):
-            for name, runner in runners.items():
-                start = time.perf_counter()
-                runner()
-                times[name].append(time.perf_counter() - start)
-        rows.append((work, {name: statistics.median(values) for name, values in times.items()}))
+        factories = {name: (lambda name=name: PEERS[name](work)) for name in peers}
+        runners = make_runners(factories, lambda line: notes.append(f"{work.label}: {line}"))
+        rows.append((work, interleave(runners, rounds, pause)))
     return rows
 
 
-def report(rows):
-    blas = _blas_description()
-    print(f"BLAS: {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
-    for work, medians in rows:
-        base = medians.get("fastdnn")
-        print(f"\n{work.label}")
-        for name, seconds in sorted(medians.items(), key=lambda item: item[1]):
-            ratio = f"{seconds / base:6.2f}x fastdnn" if base else ""
-            print(f"  {name:10s} {seconds:9.3f} s   {ratio}")
+def summarize(values):
+    return statistics.median(values), min(values)
+
+
+def print_table(title, header, rows):
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    print(f"\n{title}")
+    print("  " + "  ".join(str(cell).rjust(width) if i else str(cell).ljust(width) for i, (cell, width) in enumerate(zip(header, widths))))
+    print("  " + "  ".join("-" * width for width in widths))
+    for row in rows:
+        print("  " + "  ".join(str(cell).rjust(width) if i else str(cell).ljust(width) for i, (cell, width) in enumerate(zip(row, widths))))
+
+
+def report_epochs(rows, results):
+    for work, times in rows:
+        base = statistics.median(times["fastdnn"]) if times.get("fastdnn") else None
+        table = []
+        for name, values in sorted(times.items(), key=lambda item: statistics.median(item[1])):
+            median, least = summarize(values)
+            ratio = f"{median / base:.2f}" if base else "-"
+            table.append(
+                (name, f"{median:.3f}", f"{least:.3f}", ratio, f"{len(work.x) / median:,.0f}", f"{work.flops / median / 1e9:.1f}")
+            )
+            results[("epoch", work.name, work.batch_size, name)] = median
+        print_table(
+            f"{work.label}, {len(next(iter(times.values()), []))} rounds",
+            ("peer", "median s", "min s", "x fastdnn", "samples/s", "GFLOP/s"),
+            table,
+        )
+
+
+# -- optimizer steps over 10M parameters -------------------------------------------------------------
+
+
+def run_optim(size, rounds, pause, peers, results, notes):
+    """Every fastdnn rule, PyTorch's Adam (fused, and foreach) and the copy bandwidth, interleaved."""
+    import fastdnn as fd
+
+    fd.set_num_threads(THREADS)
+    rng = np.random.default_rng(0)
+    start_params = rng.standard_normal(size, dtype=np.float32)
+    grads = rng.standard_normal(size, dtype=np.float32) * np.float32(1e-3)
+    factories, arrays_moved = {}, {}
+    for rule in fd.optimizers.registry.names():
+        optimizer = fd.optimizers.get(rule)
+        optimizer.build(size, np.float32)
+        # Read p and g, write p; read and write every state buffer.
+        arrays_moved[f"fastdnn {rule}"] = 3 + 2 * len(optimizer.active_state())
+        params = start_params.copy()
+        factories[f"fastdnn {rule}"] = lambda o=optimizer, p=params: (lambda: o.step(p, grads))
+    if "torch" in peers:
+        for variant in ("fused", "foreach"):
+            factories[f"torch adam ({variant})"] = lambda v=variant: _torch_adam_step(start_params, grads, v)
+            arrays_moved[f"torch adam ({variant})"] = 7
+    source, target = start_params, np.empty_like(start_params)
+    factories["np.copyto"] = lambda: (lambda: np.copyto(target, source))
+    arrays_moved["np.copyto"] = 2
+    factories["np.copyto, 2 threads"] = lambda: _threaded_copy(target, source)
+    arrays_moved["np.copyto, 2 threads"] = 2
+    runners = make_runners(factories, lambda line: notes.append(f"optimizer steps: {line}"))
+    times = interleave(runners, rounds, pause)
+
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    bandwidth = arrays_moved["np.copyto"] * 4 * size / medians["np.copyto"]
+    reference = medians.get("torch adam (fused)")
+    table = []
+    for name, median in sorted(medians.items(), key=lambda item: item[1]):
+        moved = arrays_moved[name] * 4 * size
+        floor = moved / bandwidth
+        table.append(
+            (
+                name,
+                f"{arrays_moved[name]} x 4N",
+                f"{median * 1e3:.2f}",
+                f"{min(times[name]) * 1e3:.2f}",
+                f"{moved / median / 1e9:.1f}",
+                f"{floor * 1e3:.2f}",
+                f"{floor / median:.0%}",
+                f"{median / reference:.2f}" if reference else "-",
+            )
+        )
+        results[("optim", name)] = (median, floor / median, median / reference if reference else None)
+    print_table(
+        f"optimizer step over {size:,} float32 parameters, {rounds} rounds; floor = bytes / np.copyto bandwidth "
+        f"({bandwidth / 1e9:.1f} GB/s, 1 thread)",
+        ("update", "bytes", "median ms", "min ms", "GB/s", "floor ms", "floor/time", "x torch fused adam"),
+        table,
+    )
+
+
+def _torch_adam_step(start_params, grads, variant):
+    import torch
+
+    torch.set_num_threads(THREADS)
+    param = torch.nn.Parameter(torch.from_numpy(start_params.copy()))
+    param.grad = torch.from_numpy(grads.copy())
+    try:
+        optimizer = torch.optim.Adam([param], lr=1e-3, eps=1e-7, **{variant: True})
+        optimizer.step()
+    except RuntimeError as error:
+        raise ImportError(f"torch {torch.__version__} has no {variant} Adam on the CPU ({error})") from None
+    return optimizer.step
+
+
+def _threaded_copy(target, source):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(2)
+    half = len(source) // 2
+    parts = [(target[:half], source[:half]), (target[half:], source[half:])]
+
+    def copy():
+        list(pool.map(lambda pair: np.copyto(*pair), parts))
+
+    return copy
+
+
+# -- FLOP rate at batch 1024 against the BLAS sgemm rate ------------------------------------------------
+
+
+def run_flops(rounds, pause, results, notes, batch=1024, sizes=(784, 512, 256, 10), samples=60000):
+    import fastdnn as fd
+
+    fd.set_num_threads(THREADS)
+    _limit_numpy_blas()
+    work = MLPEpoch("mnist-mlp", sizes, samples, batch)
+    step_flops = batch * mlp_step_flops_per_sample(sizes)
+    steps = 10
+    factories = {
+        "fastdnn epoch (fit)": lambda: fastdnn_peer(work),
+        "fastdnn _train_step x10": lambda: _fastdnn_steps(work, steps),
+        "BLAS: the step's 8 sgemms x10 (numba np.dot, scipy's OpenBLAS)": lambda: _step_gemms(work, steps, "numba"),
+        "BLAS: the step's 8 sgemms x10 (numpy's OpenBLAS)": lambda: _step_gemms(work, steps, "numpy"),
+        "BLAS: 2048^3 sgemm (numpy's OpenBLAS)": _square_gemm,
+    }
+    flops = {
+        "fastdnn epoch (fit)": work.flops,
+        "fastdnn _train_step x10": steps * step_flops,
+        "BLAS: the step's 8 sgemms x10 (numba np.dot, scipy's OpenBLAS)": steps * step_flops,
+        "BLAS: the step's 8 sgemms x10 (numpy's OpenBLAS)": steps * step_flops,
+        "BLAS: 2048^3 sgemm (numpy's OpenBLAS)": 2 * 2048**3,
+    }
+    runners = make_runners(factories, lambda line: notes.append(f"flops: {line}"))
+    times = interleave(runners, rounds, pause)
+    rates = {name: flops[name] / statistics.median(values) for name, values in times.items()}
+    same_shapes = rates["BLAS: the step's 8 sgemms x10 (numba np.dot, scipy's OpenBLAS)"]
+    square = rates["BLAS: 2048^3 sgemm (numpy's OpenBLAS)"]
+    table = [
+        (name, f"{statistics.median(times[name]):.4f}", f"{rate / 1e9:.1f}", f"{rate / same_shapes:.0%}", f"{rate / square:.0%}")
+        for name, rate in sorted(rates.items(), key=lambda item: -item[1])
+    ]
+    for key in (("epoch", "mnist-mlp", batch, "keras-jax"), ("epoch", "mnist-mlp", batch, "torch")):
+        if key in results:
+            rate = work.flops / results[key]
+            table.append((f"{key[3]} epoch (from the mlp table)", f"{results[key]:.4f}", f"{rate / 1e9:.1f}", f"{rate / same_shapes:.0%}", f"{rate / square:.0%}"))
+    print_table(
+        f"training FLOP rate, {'-'.join(map(str, sizes))} at batch {batch} ({step_flops / 1e9:.2f} GFLOP per step, "
+        f"{work.flops / 1e9:.1f} per epoch), {rounds} rounds",
+        ("work", "median s", "GFLOP/s", "of BLAS same shapes", "of BLAS 2048^3"),
+        table,
+    )
+    results["flops"] = (rates["fastdnn epoch (fit)"], rates["fastdnn _train_step x10"], same_shapes, square)
+
+
+def _fastdnn_steps(work, steps):
+    model = fastdnn_mlp(work.sizes)
+    xb, targets = model._data(work.x[: work.batch_size], work.y[: work.batch_size])
+    xb, tb = np.ascontiguousarray(xb), model._kernel_targets(targets)
+
+    def run():
+        for _ in range(steps):
+            model._train_step(xb, tb)
+
+    return run
+
+
+def _step_gemms(work, steps, via):
+    """The matrix products of one training step of ``work``'s MLP, with the layouts fastdnn uses."""
+    rng = np.random.default_rng(0)
+    n, sizes = work.batch_size, work.sizes
+    calls = []
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        x = rng.random((n, n_in), dtype=np.float32)
+        w = rng.random((n_in, n_out), dtype=np.float32)
+        g = rng.random((n, n_out), dtype=np.float32)
+        calls.append((x, w, np.empty((n, n_out), np.float32)))  # forward: x W
+        calls.append((x.T, g, np.empty((n_in, n_out), np.float32)))  # dW = x^T g
+        if k:
+            calls.append((g, w.T, np.empty((n, n_in), np.float32)))  # dX = g W^T
+    if via == "numba":
+        import numba
+
+        @numba.njit(nogil=True)
+        def dot(a, b, out):
+            np.dot(a, b, out)
+
+    else:
+
+        def dot(a, b, out):
+            np.dot(a, b, out=out)
+
+    def run():
+        for _ in range(steps):
+            for a, b, out in calls:
+                dot(a, b, out)
+
+    return run
+
+
+def _square_gemm():
+    rng = np.random.default_rng(0)
+    a = rng.random((2048, 2048), dtype=np.float32)
+    b = rng.random((2048, 2048), dtype=np.float32)
+    out = np.empty_like(a)
+    return lambda: np.dot(a, b, out=out)
+
+
+# -- start-up in a fresh process ------------------------------------------------------------------------
+
+_DIGITS = """
+import json, os, sys, time
+t0 = time.perf_counter()
+import numpy as np
+t1 = time.perf_counter()
+rng = np.random.default_rng(0)
+x = rng.random((1347, 64), dtype=np.float32)
+y = rng.integers(0, 10, 1347)
+t2 = time.perf_counter()
+"""
+
+STARTUP_CHILDREN = {
+    "fastdnn": _DIGITS
+    + """
+import fastdnn as fd
+t3 = time.perf_counter()
+model = fd.Sequential([fd.layers.Dense(64, activation="relu", input_shape=(64,)), fd.layers.Dense(10, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+t4 = time.perf_counter()
+import importlib, pkgutil, numba, fastdnn.kernels.cpu as cpu
+kernels = {}
+for info in pkgutil.iter_modules(cpu.__path__):
+    module = importlib.import_module(f"fastdnn.kernels.cpu.{info.name}")
+    for name, obj in vars(module).items():
+        if isinstance(obj, numba.core.registry.CPUDispatcher) and obj.__module__ == module.__name__:
+            kernels[f"{info.name}.{name}"] = len(obj.signatures)
+print(json.dumps({"numpy": t1 - t0, "import": t3 - t2, "first_epoch": t4 - t3, "kernels": kernels}))
+""",
+    "torch": _DIGITS
+    + """
+import torch
+t3 = time.perf_counter()
+torch.set_num_threads(%(threads)d)
+model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+loss_fn = torch.nn.CrossEntropyLoss()
+xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+order = torch.randperm(len(xt))
+for start in range(0, len(xt), 32):
+    index = order[start:start + 32]
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(xt[index]), yt[index])
+    loss.backward()
+    optimizer.step()
+    loss.item()
+t4 = time.perf_counter()
+print(json.dumps({"numpy": t1 - t0, "import": t3 - t2, "first_epoch": t4 - t3}))
+""",
+    "keras-jax": _DIGITS
+    + """
+os.environ["KERAS_BACKEND"] = "jax"
+import keras
+t3 = time.perf_counter()
+model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+t4 = time.perf_counter()
+print(json.dumps({"numpy": t1 - t0, "import": t3 - t2, "first_epoch": t4 - t3}))
+""",
+}
+_STARTUP_IMPORTS = {"fastdnn": "fastdnn", "torch": "torch", "keras-jax": "keras"}
+
+
+def _child(code, env=None, timeout=900):
+    start = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout
+    )
+    wall = time.perf_counter() - start
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else f"exit {completed.returncode}")
+    return json.loads(completed.stdout.strip().splitlines()[-1]), wall
+
+
+def run_startup(rounds, cold_runs, peers, results, notes):
+    available = []
+    for name in peers:
+        if name == "numpy":
+            continue
+        if importlib.util.find_spec(_STARTUP_IMPORTS[name]) is None or (name == "keras-jax" and importlib.util.find_spec("jax") is None):
+            notes.append(f"start-up: {name}: not available")
+            continue
+        available.append(name)
+    cache, cold_kernels, cached = None, {}, []
+    measured = {}
+    if "fastdnn" in available:
+        for _ in range(cold_runs):  # each in a new empty cache; the last one is then the warm cache
+            cache = tempfile.mkdtemp(prefix="fastdnn-peers-cache-")
+            data, wall = _child(STARTUP_CHILDREN["fastdnn"], {"NUMBA_CACHE_DIR": cache})
+            measured.setdefault("fastdnn, empty cache", []).append((data, wall))
+            cold_kernels = data["kernels"]
+        if cache is None:  # --cold-runs 0: warm up a cache of its own first
+            cache = tempfile.mkdtemp(prefix="fastdnn-peers-cache-")
+            _child(STARTUP_CHILDREN["fastdnn"], {"NUMBA_CACHE_DIR": cache})
+        cached = sorted({f for _, _, files in os.walk(cache) for f in files if f.endswith(".nbi")})
+    children = {name: STARTUP_CHILDREN[name] % {"threads": THREADS} if name == "torch" else STARTUP_CHILDREN[name] for name in available}
+    environments = {"fastdnn": {"NUMBA_CACHE_DIR": cache}, "keras-jax": {"KERAS_BACKEND": "jax"}}
+    failed = set()
+    for _ in range(rounds):
+        for name in available:
+            if name in failed:
+                continue
+            label = "fastdnn, warm cache" if name == "fastdnn" else name
+            try:
+                measured.setdefault(label, []).append(_child(children[name], environments.get(name)))
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                notes.append(f"start-up: {name}: failed ({error})")
+                failed.add(name)
+    for folder in {os.path.dirname(cache)} if cache else ():
+        for name in os.listdir(folder):
+            if name.startswith("fastdnn-peers-cache-"):
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    base = None
+    if "fastdnn, warm cache" in measured:
+        base = statistics.median(d["import"] + d["first_epoch"] for d, _ in measured["fastdnn, warm cache"])
+    table = []
+    for label, samples in measured.items():
+        imp = statistics.median(d["import"] for d, _ in samples)
+        first = statistics.median(d["first_epoch"] for d, _ in samples)
+        both = statistics.median(d["import"] + d["first_epoch"] for d, _ in samples)
+        wall = statistics.median(w for _, w in samples)
+        table.append((label, len(samples), f"{imp:.3f}", f"{first:.3f}", f"{both:.3f}", f"{both / base:.2f}" if base else "-", f"{wall:.3f}"))
+        results[("startup", label)] = both
+    print_table(
+        "start-up in a fresh process: import + first digits epoch (1347x64-64-10, batch 32); medians in s",
+        ("peer", "runs", "import", "first epoch", "import + epoch", "x fastdnn warm", "process wall"),
+        table,
+    )
+    if cold_kernels:
+        used = {name: count for name, count in cold_kernels.items() if count}
+        print(
+            f"  empty cache: the first digits fit compiled {len(used)} of the {len(cold_kernels)} kernels in "
+            f"fastdnn.kernels.cpu ({len(cached)} cache index files written): {', '.join(sorted(used))}"
+        )
+
+
+# -- memory of training epochs in a fresh process -------------------------------------------------------
+
+_MEMORY_COMMON = """
+import json, os, sys, time, tracemalloc
+import numpy as np
+PAGE = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+def peak_rss():
+    # VmHWM is this process's own high-water mark (ru_maxrss would include the parent's, inherited at exec)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
+def reset_peak_rss():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+sizes, n, batch, epochs = %(sizes)r, %(samples)d, %(batch)d, %(epochs)d
+rng = np.random.default_rng(0)
+small_x = rng.random((2 * batch, sizes[0]), dtype=np.float32)
+small_y = rng.integers(0, sizes[-1], 2 * batch)
+"""
+
+MEMORY_CHILDREN = {
+    "fastdnn": """
+import fastdnn as fd
+imported = rss()
+fd.set_num_threads(%(threads)d)
+fd.set_seed(0)
+layers = [fd.layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],))]
+layers += [fd.layers.Dense(u, activation="relu") for u in sizes[2:-1]]
+layers.append(fd.layers.Dense(sizes[-1], activation="softmax"))
+model = fd.Sequential(layers)
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+model.fit(small_x, small_y, batch_size=batch, verbose=0)
+def epoch():
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+""",
+    "torch": """
+import torch
+imported = rss()
+torch.set_num_threads(%(threads)d)
+modules = []
+for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    modules.append(torch.nn.Linear(a, b))
+    if i < len(sizes) - 2:
+        modules.append(torch.nn.ReLU())
+model = torch.nn.Sequential(*modules)
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+loss_fn = torch.nn.CrossEntropyLoss()
+def run(xs, ys):
+    xt, yt = torch.from_numpy(xs), torch.from_numpy(ys)
+    order = torch.randperm(len(xt))
+    for start in range(0, len(xt), batch):
+        index = order[start:start + batch]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xt[index]), yt[index])
+        loss.backward()
+        optimizer.step()
+        loss.item()
+run(small_x, small_y)
+def epoch():
+    run(x, y)
+""",
+    "keras-jax": """
+os.environ["KERAS_BACKEND"] = "jax"
+import keras
+imported = rss()
+layers = [keras.Input((sizes[0],))] + [keras.layers.Dense(u, activation="relu") for u in sizes[1:-1]]
+model = keras.Sequential(layers + [keras.layers.Dense(sizes[-1], activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+model.fit(small_x, small_y, batch_size=batch, verbose=0)
+def epoch():
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+""",
+}
+
+_MEMORY_RUN = """
+base = rss()
+x = rng.random((n, sizes[0]), dtype=np.float32)
+y = rng.integers(0, sizes[-1], n)
+with_data = rss()
+reset = reset_peak_rss()
+trace = %(trace)r
+if trace:
+    tracemalloc.start()
+per_epoch, traced = [], []
+for _ in range(epochs):
+    epoch()
+    per_epoch.append(rss())
+    if trace:
+        traced.append(tracemalloc.get_traced_memory()[0])
+peak_traced = tracemalloc.get_traced_memory()[1] if trace else None
+print(json.dumps({"imported": imported, "base": base, "with_data": with_data, "data": x.nbytes + y.nbytes, "per_epoch": per_epoch,
+                  "traced": traced, "peak_traced": peak_traced,
+                  "max_rss": peak_rss(), "peak_reset": reset}))
+"""
+
+
+def run_memory(peers, epochs, results, notes, sizes=(784, 512, 256, 10), samples=60000, batch=128):
+    """Resident memory of ``epochs`` epochs in a fresh process per peer, after a warm-up fit on 2 batches.
+
+    "fit overhead" is the peak during the epochs above the memory held before them (model, warm-up,
+    data): what an epoch allocates on top. The bound it is checked against is the model's own memory
+    (parameters, gradients, Adam's two moments) plus three copies of one batch's activations.
+    """
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    model_bytes = 4 * params * 4
+    activations = batch * sum(sizes) * 4
+    bound = model_bytes + 3 * activations
+    mib = 2**20
+    table = []
+    for name in peers:
+        if name not in MEMORY_CHILDREN:
+            continue
+        module = {"fastdnn": "fastdnn", "torch": "torch", "keras-jax": "keras"}[name]
+        if importlib.util.find_spec(module) is None:
+            notes.append(f"memory: {name}: not available")
+            continue
+        values = {"sizes": sizes, "samples": samples, "batch": batch, "epochs": epochs, "threads": THREADS, "trace": name == "fastdnn"}
+        code = (_MEMORY_COMMON + MEMORY_CHILDREN[name] + _MEMORY_RUN) % values
+        try:
+            data, _ = _child(code, {"KERAS_BACKEND": "jax"} if name == "keras-jax" else None)
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            notes.append(f"memory: {name}: failed ({error})")
+            continue
+        if not data["peak_reset"]:
+            notes.append(f"memory: {name}: could not reset the peak RSS mark; the peak includes start-up")
+        overhead = max(data["max_rss"] - data["with_data"], 0)
+        growth = data["per_epoch"][-1] - data["per_epoch"][0]
+        table.append(
+            (
+                name,
+                f"{(data['base'] - data['imported']) / mib:.1f}",
+                f"{(data['with_data'] - data['base']) / mib:.1f}",
+                f"{(data['max_rss'] - data['base']) / mib:.1f}",
+                f"{overhead / mib:.1f}",
+                f"{overhead / bound:.2f}",
+                " ".join(f"{(v - data['base']) / mib:.1f}" for v in data["per_epoch"]),
+                f"{growth / mib:+.1f}",
+                f"{data['peak_traced'] / mib:.1f}" if data["peak_traced"] is not None else "-",
+                f"{(data['traced'][-1] - data['traced'][0]) / mib:+.2f}" if data["traced"] else "-",
+            )
+        )
+        results[("memory", name)] = (overhead, bound, growth, data)
+    print_table(
+        f"memory, {'-'.join(map(str, sizes))} on {samples} samples ({samples * sizes[0] * 4 / mib:.0f} MiB of x), batch "
+        f"{batch}, {epochs} epochs, fresh process, RSS in MiB; bound = params + grads + Adam m, v "
+        f"({model_bytes / mib:.1f}) + 3 x one batch's activations ({3 * activations / mib:.1f}) = {bound / mib:.1f}",
+        (
+            "peer",
+            "model + warm-up",
+            "data",
+            "peak above model",
+            "fit overhead",
+            "x bound",
+            "RSS above model after each epoch",
+            "growth e1->eN",
+            "tracemalloc peak",
+            "traced growth",
+        ),
+        table,
+    )
+
+
+# -- the targets of issue 4 ---------------------------------------------------------------------------
+
+
+def report_targets(results):
+    rows = []
+
+    def add(target, measured, met):
+        rows.append((target, measured, "met" if met else "MISSED"))
+
+    for batch in (32, 128, 1024):
+        mine = results.get(("epoch", "mnist-mlp", batch, "fastdnn"))
+        keras_time = results.get(("epoch", "mnist-mlp", batch, "keras-jax"))
+        torch_time = results.get(("epoch", "mnist-mlp", batch, "torch"))
+        if mine and keras_time:
+            add(f"mnist epoch b{batch}: fastdnn <= Keras/JAX", f"{mine / keras_time:.2f} of Keras's time", mine <= keras_time)
+        if mine and torch_time:
+            add(f"mnist epoch b{batch}: fastdnn <= 0.6 x PyTorch", f"{mine / torch_time:.2f} of PyTorch's time", mine <= 0.6 * torch_time)
+    mine = results.get(("epoch", "digits-mlp", 32, "fastdnn"))
+    keras_time = results.get(("epoch", "digits-mlp", 32, "keras-jax"))
+    if mine and keras_time:
+        add("digits b32: >= 3 x Keras/JAX samples/s", f"{keras_time / mine:.2f} x", keras_time / mine >= 3)
+    optim = {key[1]: value for key, value in results.items() if key[0] == "optim" and key[1].startswith("fastdnn")}
+    for name, (median, floor_fraction, vs_torch) in sorted(optim.items()):
+        if vs_torch is not None:
+            add(f"{name} (10M): <= torch fused Adam time", f"{vs_torch:.2f} of its time", vs_torch <= 1.0)
+        add(f"{name} (10M): >= 85% of bandwidth floor", f"{floor_fraction:.0%}", floor_fraction >= 0.85)
+    if "flops" in results:
+        fit_rate, step_rate, same_shapes, square = results["flops"]
+        add("FLOP rate b1024 >= 75% of BLAS (same shapes)", f"{fit_rate / same_shapes:.0%} (epoch), {step_rate / same_shapes:.0%} (steps)", fit_rate >= 0.75 * same_shapes)
+        add("FLOP rate b1024 >= 75% of BLAS (2048^3)", f"{fit_rate / square:.0%} (epoch), {step_rate / square:.0%} (steps)", fit_rate >= 0.75 * square)
+    warm = results.get(("startup", "fastdnn, warm cache"))
+    if warm is not None:
+        add("import + first digits epoch, warm cache < 1 s", f"{warm:.2f} s", warm < 1.0)
+    cold = results.get(("startup", "fastdnn, empty cache"))
+    if cold is not None:
+        rows.append(("import + first digits epoch, empty cache (reported)", f"{cold:.2f} s", "-"))
+    if ("memory", "fastdnn") in results:
+        overhead, bound, growth, data = results[("memory", "fastdnn")]
+        add(
+            "epoch peak memory near data + params + a batch",
+            f"peak {(data['max_rss'] - data['imported']) / 2**20:.0f} MiB above the import = model + data + {overhead / 2**20:.1f} "
+            f"(bound {bound / 2**20:.1f})",
+            overhead <= bound,
+        )
+        add("no memory growth across epochs", f"{growth / 2**20:+.1f} MiB RSS", growth <= 1 * 2**20)
+    if rows:
+        print_table("targets (issue 4)", ("target", "measured", "status"), rows)
+
+
+# -- main ---------------------------------------------------------------------------------------------
+
+
+def describe_environment():
+    lines = [f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs ({_cpu_model()})"]
+    versions = []
+    for distribution in ("fastdnn", "numba", "torch", "jax", "keras"):  # not imported: Keras picks its backend at import
+        try:
+            versions.append(f"{distribution} {importlib.metadata.version(distribution)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{distribution} not installed")
+    lines.append(", ".join(versions))
+    lines.append(
+        "OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "unset") + ", OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "unset")
+        + f", threads: {THREADS} for every peer (fastdnn: numba + OpenBLAS; NumPy: OpenBLAS; torch: intra-op; "
+        "XLA: its CPU pool, one thread per core)"
+    )
+    lines.append(f"BLAS: {_blas_description()}")
+    lines.append(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    return lines
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _blas_description():
     try:
         from threadpoolctl import threadpool_info
-
-        return ", ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture')}, {i['num_threads']} threads)" for i in threadpool_info())
     except ImportError:
         return "threadpoolctl not installed"
+    return "; ".join(
+        f"{i['internal_api']} {i.get('version')} {i.get('architecture') or ''} kernel, {i['num_threads']} threads ({os.path.basename(i['filepath'])})"
+        for i in threadpool_info()
+        if i["user_api"] == "blas"
+    )
+
+
+WORKLOADS = ("mlp", "digits", "optim", "flops", "startup", "memory")
 
 
 def main(argv=None):
+    global THREADS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", choices=["mlp", "digits", "all"], default="all")
-    parser.add_argument("--batch-size", type=int, nargs="*", default=None)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--peers", nargs="*", default=list(PEERS))
+    parser.add_argument("--workload", nargs="+", choices=WORKLOADS + ("all",), default=["all"])
+    parser.add_argument("--batch-size", type=int, nargs="*", default=None, help="mlp batch sizes (default 32 128 1024)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the epoch workloads")
+    parser.add_argument("--optim-rounds", type=int, default=15)
+    parser.add_argument("--optim-size", type=int, default=10_000_000, help="parameters of the optimizer workload")
+    parser.add_argument("--startup-rounds", type=int, default=5)
+    parser.add_argument("--cold-runs", type=int, default=2, help="start-ups with an empty cache")
+    parser.add_argument("--memory-epochs", type=int, default=3)
+    parser.add_argument("--mlp-samples", type=int, default=60000)
+    parser.add_argument("--peers", nargs="*", default=list(PEER_NAMES), choices=PEER_NAMES)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pause", type=float, default=0.25, help="seconds between runs, for spinning threads to settle")
     args = parser.parse_args(argv)
-    workloads = []
-    if args.workload in ("mlp", "all"):
+    THREADS = args.threads
+    chosen = WORKLOADS if "all" in args.workload else tuple(w for w in WORKLOADS if w in args.workload)
+    if "fastdnn" not in args.peers:
+        args.peers.insert(0, "fastdnn")
+    for line in describe_environment():
+        print(line)
+    results, notes = {}, []
+    started = time.perf_counter()
+    epoch_workloads = []
+    if "mlp" in chosen:
         for batch in args.batch_size or [32, 128, 1024]:
-            workloads.append(MLPEpoch("mnist-mlp", (784, 512, 256, 10), 60000, batch))
-    if args.workload in ("digits", "all"):
-        for batch in args.batch_size or [32]:
-            workloads.append(MLPEpoch("digits-mlp", (64, 64, 10), 1347, batch))
-    report(run(workloads, args.peers, args.rounds))
+            epoch_workloads.append(MLPEpoch("mnist-mlp", (784, 512, 256, 10), args.mlp_samples, batch))
+    if "digits" in chosen:
+        epoch_workloads.append(MLPEpoch("digits-mlp", (64, 64, 10), 1347, 32))
+    if epoch_workloads:
+        report_epochs(run_epochs(epoch_workloads, args.peers, args.rounds, args.pause, notes), results)
+    if "optim" in chosen:
+        run_optim(args.optim_size, args.optim_rounds, min(args.pause, 0.05), args.peers, results, notes)
+    if "flops" in chosen:
+        run_flops(args.rounds, args.pause, results, notes, samples=args.mlp_samples)
+    if "startup" in chosen:
+        run_startup(args.startup_rounds, args.cold_runs, args.peers, results, notes)
+    if "memory" in chosen:
+        run_memory(args.peers, args.memory_epochs, results, notes, samples=args.mlp_samples)
+    report_targets(results)
+    if notes:
+        print("\nnotes:")
+        for line in notes:
+            print(f"  {line}")
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        print(f"\ntorch ran with {torch.get_num_threads()} intra-op threads, MKL {torch.backends.mkl.is_available()}, oneDNN {torch.backends.mkldnn.is_available()}")
+    if "jax" in sys.modules:
+        print(f"jax ran on {sys.modules['jax'].devices()}")
+    print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {time.perf_counter() - started:.0f} s in all")
+    return results
 
 
 if __name__ == "__main__":
