@@ -1,0 +1,1 @@
+"""asv benchmarks of fastdnn: kernels, training, inference and start-up (see ``benchmarks/asv.conf.json``)."""

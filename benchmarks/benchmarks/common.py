@@ -1,0 +1,52 @@
+"""Builders shared by the benchmarks: models, data and the JIT warm-up that ``setup`` does.
+
+Everything here runs outside the timed code. Data are random: the work, not the accuracy, is measured.
+"""
+
+import numpy as np
+
+import fastdnn as fd
+
+#: Models by label: (layer sizes, number of training samples). "mnist" is the MNIST-sized MLP of the
+#: performance targets; "digits" is scikit-learn's digits; "wide" makes the optimizer pass dominate.
+MODELS = {
+    "digits 64-64-10": ((64, 64, 10), 1347),
+    "mnist 784-512-256-10": ((784, 512, 256, 10), 60000),
+    "wide 784-2048-2048-10": ((784, 2048, 2048, 10), 8192),
+}
+
+#: Parameter counts for the optimizer benchmarks; 10M is the size of the performance target.
+PARAMETER_COUNTS = {"1M": 1_000_000, "10M": 10_000_000}
+
+
+def mlp(sizes, optimizer="adam", seed=0):
+    """A compiled ReLU MLP with a softmax output, sparse crossentropy and ``optimizer``."""
+    fd.set_seed(seed)
+    layers = [fd.layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],))]
+    layers += [fd.layers.Dense(units, activation="relu") for units in sizes[2:-1]]
+    layers.append(fd.layers.Dense(sizes[-1], activation="softmax"))
+    model = fd.Sequential(layers)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    return model
+
+
+def classification_data(n, n_in, n_classes, seed=0):
+    """``n`` float32 samples of ``n_in`` features in [0, 1) and integer labels below ``n_classes``."""
+    rng = np.random.default_rng(seed)
+    return rng.random((n, n_in), dtype=np.float32), rng.integers(0, n_classes, n)
+
+
+def model_and_data(label, n=None):
+    """``(model, x, y)`` for one of `MODELS` (``n`` overrides its sample count)."""
+    sizes, default_n = MODELS[label]
+    x, y = classification_data(n or default_n, sizes[0], sizes[-1])
+    return mlp(sizes), x, y
+
+
+def warm_fit(model, x, y, batch_size):
+    """Compile (or load from the cache) every kernel ``fit`` uses and size the batch buffers.
+
+    Runs one full and one partial batch, so that the timed epoch allocates nothing new.
+    """
+    n = min(len(x), batch_size + max(1, batch_size // 2))
+    model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0)
