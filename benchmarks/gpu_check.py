@@ -1,6 +1,7 @@
 """One script for a real GPU: correctness of every CUDA kernel, a short training run, and timings.
 
     pip install 'fastdnn[cuda]' torch        # torch (CUDA build) only for the side-by-side column
+    pip install 'numba-cuda[cu12]'           # (or [cu13]) where no CUDA toolkit provides NVVM/NVRTC
     python benchmarks/gpu_check.py           # on a machine with an NVIDIA GPU
     python benchmarks/gpu_check.py --gemm cupy   # products through cuBLAS (needs CuPy)
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/gpu_check.py --tiny   # the same script, simulated, tiny sizes
@@ -184,7 +185,7 @@ def timings(sizes):
         ta, tb2 = torch.randn(size, size, device="cuda"), torch.randn(size, size, device="cuda")
         torch.backends.cuda.matmul.allow_tf32 = False  # float32 against float32
         theirs = _timed(lambda: ta @ tb2, torch.cuda.synchronize, repeats)
-    rows.append((f"GEMM {size}^3 float32, numba tiled vs cuBLAS", ours, theirs, 2 * size**3 / ours / 1e12, "TFLOP/s"))
+    rows.append((f"GEMM {size}^3 float32, numba (tile {config.CUDA_TILE}, reg {config.CUDA_GEMM_REG}) vs cuBLAS", ours, theirs, 2 * size**3 / ours / 1e12, "TFLOP/s"))
 
     print(f"\nTimings on {backend_name()} (mean of {repeats} after a warm-up)" + (f"; PyTorch column empty: {why}" if torch is None else ""))
     width = max(len(r[0]) for r in rows)
@@ -206,7 +207,7 @@ def main(argv=None):
         print(f"gpu_check: CUDA is unavailable: {reason}", file=sys.stderr)
         return 2
     if backend.simulating():
-        config.CUDA_BLOCK, config.CUDA_TILE = 8, 4  # the simulator runs each thread as a Python thread
+        config.CUDA_BLOCK, config.CUDA_TILE, config.CUDA_GEMM_REG = 8, 4, 2  # the simulator runs each thread as a Python thread
     config.GEMM = args.gemm
     sizes = _sizes(args.tiny or backend.simulating())
     print(f"fastdnn gpu_check on {backend_name()}")

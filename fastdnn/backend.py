@@ -314,18 +314,25 @@ class CudaEngine:
                     return
                 gradient = gradient.reshape(cache)
 
+    def loss_and_gradients(self, xb, tb):
+        """Mean loss of a device batch, with its gradient left in the flat device buffer ``grads``
+        (not when the loss is non-finite). Returns ``(loss, predictions on the device)``.
+        """
+        y_pred = self._forward(xb, training=True)
+        grad = self._pool.get("dloss", y_pred.shape, self.model.dtype)
+        loss_value = self._loss(y_pred, tb, grad, True)
+        if np.isfinite(loss_value):
+            self._backward(grad.reshape(xb.shape[0], *self.model.output_shape))
+        return loss_value, y_pred
+
     def train_step(self, xb, tb):
         """Forward, loss, backward and one optimizer step on device batch arrays; returns the mean loss.
 
         A non-finite loss skips the step, as on the CPU.
         """
-        y_pred = self._forward(xb, training=True)
-        grad = self._pool.get("dloss", y_pred.shape, self.model.dtype)
-        loss_value = self._loss(y_pred, tb, grad, True)
-        if not np.isfinite(loss_value):
-            return loss_value, y_pred
-        self._backward(grad.reshape(xb.shape[0], *self.model.output_shape))
-        self.model.optimizer.step(self.params, self.grads, self.offsets)
+        loss_value, y_pred = self.loss_and_gradients(xb, tb)
+        if np.isfinite(loss_value):
+            self.model.optimizer.step(self.params, self.grads, self.offsets)
         return loss_value, y_pred
 
     def train_epoch(self, x, targets, batch_size, shuffle, hooks):

@@ -78,6 +78,9 @@ CUDA_BLOCK = int(os.environ.get("FASTDNN_CUDA_BLOCK", "256"))
 #: Side of the square shared-memory tiles of the numba.cuda matrix product.
 CUDA_TILE = int(os.environ.get("FASTDNN_CUDA_TILE", "16"))
 
+#: Outputs per thread along each axis in the numba.cuda matrix product (1: the plain tiled kernel).
+CUDA_GEMM_REG = int(os.environ.get("FASTDNN_CUDA_GEMM_REG", "4"))
+
 #: Matrix products on the GPU: ``"numba"`` (fastdnn's tiled kernel) or ``"cupy"`` (cuBLAS through CuPy).
 GEMM = os.environ.get("FASTDNN_GEMM", "numba").strip().lower()
 

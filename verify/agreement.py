@@ -207,3 +207,23 @@ def summary(results, seconds):
     failed = [r for r in results if not r.passed]
     verdict = "all agree" if not failed else f"{len(failed)} DISAGREE"
     return f"CPU vs CUDA: {len(results)} kernel checks: {verdict} ({seconds:.1f} s)"
+
+
+def gradient_run(seed=0, only=None, mode=None):
+    """The end-to-end model gradient cases of ``verify.cases.model_cases``, compiled for ``device="cuda"``:
+    the loss gradient computed by the CUDA kernels against float64 central differences.
+
+    ``mode`` overrides each case's preferred mode (``"random"`` is far cheaper in the simulator).
+    Returns ``(results, seconds)`` in the format of ``verify.run`` (``verify.report`` prints them).
+    """
+    from verify.cases import model_cases
+    from verify.gradcheck import check
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    results = []
+    for case, preferred in model_cases(rng, device="cuda"):
+        if only and only not in case.op:
+            continue
+        results.extend(check(case, mode or preferred, rng))
+    return results, time.perf_counter() - start

@@ -449,8 +449,8 @@ LAYER_VARIANTS = {
 # -- whole models: the fused output activation + loss paths -----------------------------------------
 
 
-def model_cases(rng):
-    """Small float64 models whose loss gradient is checked end to end (see `model_case`)."""
+def model_cases(rng, device="cpu"):
+    """Small float64 models whose loss gradient is checked end to end (see `model_case`), compiled for ``device``."""
     configs = [
         ("tanh|softmax + sparse CE (fused)", [("tanh", 5), ("softmax", 3)], "sparse_categorical_crossentropy"),
         ("gelu|softmax + CE (fused)", [("gelu", 5), ("softmax", 3)], "categorical_crossentropy"),
@@ -470,7 +470,7 @@ def model_cases(rng):
                 else:
                     layers.append(fd.layers.Dense(entry[1], activation=entry[0], name=name))
             model = fd.Sequential(layers)
-            model.compile(optimizer=fd.optimizers.SGD(learning_rate=0.0), loss=loss)
+            model.compile(optimizer=fd.optimizers.SGD(learning_rate=0.0), loss=loss, device=device)
         finally:
             fd.config.set_floatx("float32")
         x = rng.normal(size=(4, 3))
@@ -489,10 +489,13 @@ def model_cases(rng):
 
 def model_case(op, model, x, y):
     """A case whose arguments are every parameter of a compiled float64 ``model`` and whose output is
-    its mean loss on ``(x, y)``; the analytical side is the model's own training backward pass.
+    its mean loss on ``(x, y)``; the analytical side is the model's own training backward pass
+    (through the CUDA kernels for a model compiled with ``device="cuda"``).
     """
     x, targets = model._data(x, y)
     targets = model._kernel_targets(targets)
+    if model._device == "cuda":
+        return _cuda_model_case(op, model, x, targets)
     arguments = {f"{layer.name}.{key}": value for layer in model.layers for key, value in layer.params.items()}
     views = {f"{layer.name}.{key}": layer.grads[key] for layer in model.layers for key in layer.params}
 
@@ -502,6 +505,33 @@ def model_case(op, model, x, y):
     def backward(dLdY):
         model._loss_and_gradients(x, targets)
         return {name: float(dLdY) * grad.copy() for name, grad in views.items()}
+
+    return GradientCase(op=op, arguments=arguments, forward=forward, backward=backward)
+
+
+def _cuda_model_case(op, model, x, targets):
+    """`model_case` on the device: each evaluation uploads the (perturbed) host parameters."""
+    from numba import cuda
+
+    from fastdnn import backend
+
+    engine = backend.engine_for(model)
+    device_x, device_t = cuda.to_device(x), cuda.to_device(targets)
+    store = model._store
+    arguments = {f"{layer.name}.{key}": value for layer in model.layers for key, value in layer.params.items()}
+    spans = {f"{layer.name}.{key}": (int(a), int(b), layer.params[key].shape) for (layer, key), a, b in zip(store.variables, store.offsets[:-1], store.offsets[1:])}
+
+    def run():
+        engine.push_params()
+        return engine.loss_and_gradients(device_x, device_t)[0]
+
+    def forward():
+        return np.array(run())
+
+    def backward(dLdY):
+        run()
+        grads = engine.grads.copy_to_host()
+        return {name: float(dLdY) * grads[a:b].reshape(shape) for name, (a, b, shape) in spans.items()}
 
     return GradientCase(op=op, arguments=arguments, forward=forward, backward=backward)
 

@@ -99,21 +99,36 @@ def _check_cuda(args):
     from verify import agreement
 
     results, seconds = agreement.run(seed=args.seed, only=args.only)
-    if not results:
-        print(f"fastdnn-gradcheck: error: no CUDA kernel matches --only {args.only!r}", file=sys.stderr)
+    gradients, gradient_seconds = agreement.gradient_run(seed=args.seed, only=args.only)
+    if not results and not gradients:
+        print(f"fastdnn-gradcheck: error: no CUDA kernel or model case matches --only {args.only!r}", file=sys.stderr)
         return 2
     shown = results if not args.quiet else [r for r in results if not r.passed]
     if shown:
         print(agreement.table(shown))
         print()
-    print(agreement.summary(results, seconds))
+    if gradients and not args.quiet:
+        print(report.table(gradients))
+        print()
+    if report.failures(gradients):
+        print(report.failures(gradients))
+        print()
+    if results:
+        print(agreement.summary(results, seconds))
+    if gradients:
+        print("model gradients through the CUDA kernels: " + report.summary(gradients, gradient_seconds))
     if args.json:
         import dataclasses
         import json
 
+        payload = {
+            "summary": agreement.summary(results, seconds),
+            "results": [dataclasses.asdict(r) for r in results],
+            "gradients": [r.as_dict() for r in gradients],
+        }
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"summary": agreement.summary(results, seconds), "results": [dataclasses.asdict(r) for r in results]}, handle, indent=2, default=float)
-    return 0 if all(r.passed for r in results) else 1
+            json.dump(payload, handle, indent=2, default=float)
+    return 0 if all(r.passed for r in results) and all(r.passed for r in gradients) else 1
 
 
 def _self_test(args):

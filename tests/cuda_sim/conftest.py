@@ -28,3 +28,4 @@ def small_blocks(monkeypatch):
 
     monkeypatch.setattr(config, "CUDA_BLOCK", 8)
     monkeypatch.setattr(config, "CUDA_TILE", 4)
+    monkeypatch.setattr(config, "CUDA_GEMM_REG", 2)

@@ -14,7 +14,11 @@ def test_every_cuda_kernel_agrees_with_its_cpu_twin(dtype):
     assert len(results) > 70
 
 
-def test_gemm_at_shapes_that_are_not_tile_multiples():
+@pytest.mark.parametrize("reg", [1, 2, 3])
+def test_gemm_at_shapes_that_are_not_tile_multiples(monkeypatch, reg):
+    from fastdnn import config
+
+    monkeypatch.setattr(config, "CUDA_GEMM_REG", reg)  # 1: the plain tiled kernel; else register blocks
     results, _ = agreement.run(shapes=(9, 5, 11), dtypes=("float32",), only="gemm")
     assert len(results) == 4
     assert all(r.passed for r in results), agreement.table(results)
@@ -41,3 +45,33 @@ def test_launchers_skip_empty_arrays():
     activation.activation_forward(activation.RELU, empty, np.float32(0), empty)
     optim.sgd_step(cuda.to_device(np.empty(0, np.float32)), cuda.to_device(np.empty(0, np.float32)), np.float32(0.1))
     assert data.all_finite(cuda.to_device(np.empty(0, np.float32)))
+
+
+def test_model_gradients_through_the_cuda_kernels_match_the_cpu():
+    # the CPU side of every model case is checked by finite differences in tests/test_verify.py;
+    # fastdnn-gradcheck --device cuda runs the finite differences on the device itself (slow simulated)
+    from verify.cases import model_cases
+
+    import fastdnn as fd
+
+    fd.set_seed(0)  # the same initial weights
+    cpu_cases = list(model_cases(np.random.default_rng(0)))
+    fd.set_seed(0)
+    gpu_cases = list(model_cases(np.random.default_rng(0), device="cuda"))
+    assert len(cpu_cases) == len(gpu_cases) == 6
+    for (cpu, _), (gpu, _) in zip(cpu_cases, gpu_cases):
+        np.testing.assert_allclose(gpu.forward(), cpu.forward(), rtol=1e-12, err_msg=cpu.op)
+        expected, received = cpu.backward(1.0), gpu.backward(1.0)
+        assert expected.keys() == received.keys()
+        for name in expected:
+            np.testing.assert_allclose(received[name], expected[name], rtol=1e-9, atol=1e-12, err_msg=f"{cpu.op} {name}")
+
+
+def test_finite_differences_through_the_cuda_kernels():
+    from verify.cases import model_cases
+    from verify.gradcheck import check_random
+
+    rng = np.random.default_rng(1)
+    case, _ = next(iter(model_cases(rng, device="cuda")))
+    results = check_random(case, rng, directions=1)  # one direction per parameter: the simulator is slow
+    assert len(results) == 4 and all(r.passed for r in results), [r.failure_report() for r in results if not r.passed]

@@ -3,7 +3,8 @@
 Forward:   z = x W + b,  y = f(z)
 Backward:  dL/dz = dL/dy * f'(z),  dL/dW = x^T dL/dz,  dL/db = sum_rows dL/dz,  dL/dx = dL/dz W^T
 
-Products go through `gemm`: fastdnn's tiled shared-memory kernel (``config.GEMM = "numba"``), or
+Products go through `gemm`: fastdnn's tiled shared-memory kernel (``config.GEMM = "numba"``; with
+``config.CUDA_GEMM_REG > 1`` each thread computes a register block of outputs), or
 cuBLAS through CuPy (``config.GEMM = "cupy"``, when CuPy is installed). Transposed operands are
 flags, not copies.
 """
@@ -55,6 +56,80 @@ def _gemm_kernel(tile, dtype):
     return gemm_kernel
 
 
+@cached_factory
+def _gemm_blocked_kernel(tile, reg, dtype):
+    """``c = op(a) op(b)`` with register blocking: a ``tile x tile`` block of threads computes a
+    ``(tile reg) x (tile reg)`` block of ``c``, each thread ``reg x reg`` elements strided by ``tile``
+    (so neighbouring threads write neighbouring words and read shared memory without bank conflicts).
+    The k-slices of ``op(a)`` and ``op(b)`` are staged in shared memory, ``tile`` deep.
+    """
+    scalar = numba_type(dtype)
+    zero = np.dtype(dtype).type(0)
+    span = tile * reg  # rows (and columns) of c per block
+    loads = reg  # elements of each staged slice per thread: span * tile / (tile * tile)
+
+    @cuda.jit
+    def gemm_blocked(a, b, c, trans_a, trans_b):
+        # One shared array per line: the simulator keys them by source line.
+        slice_a = cuda.shared.array((tile, span), scalar)
+        slice_b = cuda.shared.array((tile, span), scalar)
+        acc = cuda.local.array((reg, reg), scalar)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * tile + tx
+        row0 = cuda.blockIdx.y * span
+        col0 = cuda.blockIdx.x * span
+        m, n = c.shape
+        k_total = a.shape[0] if trans_a else a.shape[1]
+        for i in range(reg):
+            for j in range(reg):
+                acc[i, j] = zero
+        for k0 in range(0, k_total, tile):
+            for step in range(loads):
+                e = tid + step * tile * tile
+                # walk along the contiguous axis of each operand, so that loads coalesce
+                if trans_a:  # a is (k, m)
+                    mm = e % span
+                    kk = e // span
+                    r = row0 + mm
+                    k = k0 + kk
+                    slice_a[kk, mm] = a[k, r] if (r < m and k < k_total) else zero
+                else:  # a is (m, k)
+                    kk = e % tile
+                    mm = e // tile
+                    r = row0 + mm
+                    k = k0 + kk
+                    slice_a[kk, mm] = a[r, k] if (r < m and k < k_total) else zero
+                if trans_b:  # b is (n, k)
+                    kk = e % tile
+                    nn = e // tile
+                    q = col0 + nn
+                    k = k0 + kk
+                    slice_b[kk, nn] = b[q, k] if (q < n and k < k_total) else zero
+                else:  # b is (k, n)
+                    nn = e % span
+                    kk = e // span
+                    q = col0 + nn
+                    k = k0 + kk
+                    slice_b[kk, nn] = b[k, q] if (q < n and k < k_total) else zero
+            cuda.syncthreads()
+            for kk in range(tile):
+                for i in range(reg):
+                    left = slice_a[kk, ty + i * tile]
+                    for j in range(reg):
+                        acc[i, j] += left * slice_b[kk, tx + j * tile]
+            cuda.syncthreads()
+        for i in range(reg):
+            r = row0 + ty + i * tile
+            if r < m:
+                for j in range(reg):
+                    q = col0 + tx + j * tile
+                    if q < n:
+                        c[r, q] = acc[i, j]
+
+    return gemm_blocked
+
+
 def _cupy():
     try:
         import cupy
@@ -83,8 +158,14 @@ def gemm(a, b, c, trans_a=False, trans_b=False):
     if config.GEMM != "numba":
         raise ValueError(f"config.GEMM: expected 'numba' or 'cupy', received {config.GEMM!r}")
     tile = int(config.CUDA_TILE)
-    kernel = _gemm_kernel(tile, np.dtype(c.dtype).name)
-    kernel[(-(-n // tile), -(-m // tile)), (tile, tile)](a, b, c, trans_a, trans_b)
+    reg = int(config.CUDA_GEMM_REG)
+    if reg <= 1:
+        kernel = _gemm_kernel(tile, np.dtype(c.dtype).name)
+        kernel[(-(-n // tile), -(-m // tile)), (tile, tile)](a, b, c, trans_a, trans_b)
+        return
+    span = tile * reg
+    kernel = _gemm_blocked_kernel(tile, reg, np.dtype(c.dtype).name)
+    kernel[(-(-n // span), -(-m // span)), (tile, tile)](a, b, c, trans_a, trans_b)
 
 
 @cuda.jit
