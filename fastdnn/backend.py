@@ -145,6 +145,8 @@ class CudaEngine:
         self._store = None
         self._pool = _DevicePool()
         self._resident = None
+        #: True while an epoch runs: the device parameters are then newer than the host's.
+        self._in_epoch = False
 
     # -- parameters and optimizer state ----------------------------------------------------------
 
@@ -177,7 +179,12 @@ class CudaEngine:
             self.views.append((params, grads, uploads))
 
     def push_params(self):
-        """Copy the host parameters (the source of truth between calls) to the device."""
+        """Copy the host parameters (the source of truth between calls) to the device.
+
+        Not during an epoch (a callback's ``predict`` between batches), when the device copy is newer.
+        """
+        if self._in_epoch:
+            return
         self._layout()
         self.params.copy_to_device(self._store.params)
         for _, _, uploads in self.views:
@@ -356,6 +363,7 @@ class CudaEngine:
             metric.reset_state()
         loss_sum, seen, logs = 0.0, 0, {}
         self._attach_optimizer()
+        self._in_epoch = True
         try:
             for batch, start in enumerate(range(0, n, batch_size)):
                 stop = min(start + batch_size, n)
@@ -395,6 +403,7 @@ class CudaEngine:
                     break
             return model._logs(loss_sum / max(seen, 1)), None
         finally:
+            self._in_epoch = False
             self._detach_optimizer()
             self.pull_params()
 

@@ -142,3 +142,21 @@ def test_gradcheck_cli_on_the_device(capsys):
 
     assert main(["--device", "cuda", "--quiet", "--only", "adam"]) == 0
     assert "all agree" in capsys.readouterr().out
+
+
+def test_a_callback_may_predict_between_batches():
+    x, y = _data(n=16)
+    seen = []
+
+    class Peek(fd.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(self.model.predict(x[:2]))
+
+    cpu, gpu = _pair(_mlp, optimizer="adam", loss="sparse_categorical_crossentropy")
+    fd.set_seed(11)
+    gpu.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[Peek()])
+    fd.set_seed(11)
+    cpu.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert len(seen) == 2 and not np.allclose(seen[0], seen[1])  # the second sees the first step
+    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-5)
