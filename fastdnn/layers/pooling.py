@@ -56,18 +56,19 @@ class _Pooling(Layer):
         else:
             pool_kernels.avg_pool_forward(x4, *self._geometry, self._inv_count, y)
         if training:
-            self._cache = x4
+            self._cache = (x4, y)
         return y.reshape(n, *self.output_shape)
 
     def backward(self, dLdY):
         if not self.compute_input_grad:
             return None
-        x4 = self._cache
+        x4, y = self._cache
         n = x4.shape[0]
         g = dLdY.reshape(n, *self._output_2d)
         dX = self.buffer("dx", x4.shape)
         if self.kind == "max":
-            pool_kernels.max_pool_backward(x4, g, *self._geometry, dX)
+            pending = self.buffer("pending", (x4.shape[-1],))
+            pool_kernels.max_pool_backward(x4, y, g, *self._geometry, pending, dX)
         else:
             pool_kernels.avg_pool_backward(g, *self._geometry, self._inv_count, dX)
         return dX.reshape(n, *self.input_shape)
@@ -166,18 +167,18 @@ class _GlobalPooling(Layer):
         else:
             pool_kernels.global_avg_forward(x3, self._inv_count, y)
         if training:
-            self._cache = x3
+            self._cache = (x3, y)
         return y.reshape(n, *self.output_shape)
 
     def backward(self, dLdY):
         if not self.compute_input_grad:
             return None
-        x3 = self._cache
+        x3, y = self._cache
         n = x3.shape[0]
         g = dLdY.reshape(n, self._channels)
         dX = self.buffer("dx", x3.shape)
         if self.kind == "max":
-            pool_kernels.global_max_backward(x3, g, dX)
+            pool_kernels.global_max_backward(x3, y, g, self.buffer("pending", (self._channels,)), dX)
         else:
             pool_kernels.global_avg_backward(g, self._inv_count, dX)
         return dX.reshape(n, *self.input_shape)

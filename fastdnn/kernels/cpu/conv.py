@@ -32,46 +32,97 @@ def im2col(x, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, cols):
     """``cols[(b oh + oy) ow + ox, (i kw + j) C + c] = x[b, oy sh - pad_top + i dh, ox sw - pad_left + j dw, c]``.
 
     ``x`` is ``(n, H, W, C)``, ``cols`` is ``(n oh ow, kh kw C)``; taps outside the input read 0.
+    A patch inside the input (no dilation) is ``kh`` spans of ``kw C`` consecutive values of ``x``
+    (channels last), copied with unsigned offsets: numba then emits no negative-index wraparound
+    test per element, which would cost more than the copy.
     """
     n, H, W, C = x.shape
+    span = kw * C
+    K = kh * span
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
     for b in range(n):
         for oy in range(oh):
+            h0 = oy * sh - pad_top
+            rows_inside = dh == 1 and h0 >= 0 and h0 + kh <= H
             for ox in range(ow):
-                row = (b * oh + oy) * ow + ox
+                w0 = ox * sw - pad_left
+                out = ((b * oh + oy) * ow + ox) * K
+                if rows_inside and dw == 1 and w0 >= 0 and w0 + kw <= W:
+                    _copy_patch(xf, ((b * H + h0) * W + w0) * C, W * C, cf, out, kh, span)
+                    continue
                 for i in range(kh):
-                    hi = oy * sh - pad_top + i * dh
-                    inside_h = 0 <= hi < H
+                    hi = h0 + i * dh
                     for j in range(kw):
-                        wi = ox * sw - pad_left + j * dw
-                        start = (i * kw + j) * C
-                        if inside_h and 0 <= wi < W:
+                        wi = w0 + j * dw
+                        at = out + (i * kw + j) * C
+                        if 0 <= hi < H and 0 <= wi < W:
+                            src = ((b * H + hi) * W + wi) * C
                             for c in range(C):
-                                cols[row, start + c] = x[b, hi, wi, c]
+                                cf[at + c] = xf[src + c]
                         else:
                             for c in range(C):
-                                cols[row, start + c] = 0
+                                cf[at + c] = 0
+
+
+@jit(inline="always")
+def _copy_patch(xf, src, stride, cf, out, rows, span):
+    """``rows`` spans of ``span`` values, ``stride`` apart in ``xf`` from ``src``, to ``cf[out:]`` back to back."""
+    s = np.uint64(src)
+    o = np.uint64(out)
+    step = np.uint64(stride)
+    width = np.uint64(span)
+    for _ in range(rows):
+        for k in range(width):
+            cf[o + k] = xf[s + k]
+        o += width
+        s += step
+
+
+@jit(inline="always")
+def _add_patch(cf, out, df, dst, stride, rows, span):
+    """The adjoint of `_copy_patch`: ``rows`` spans of ``cf[out:]`` added into ``df``, ``stride`` apart from ``dst``."""
+    o = np.uint64(out)
+    d = np.uint64(dst)
+    step = np.uint64(stride)
+    width = np.uint64(span)
+    for _ in range(rows):
+        for k in range(width):
+            df[d + k] += cf[o + k]
+        o += width
+        d += step
 
 
 @jit
 def col2im(dcols, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX):
     """The adjoint of `im2col`: ``dX = 0``, then every patch entry is added back where it was read."""
     n, H, W, C = dX.shape
-    dX[...] = 0
+    span = kw * C
+    K = kh * span
+    df = dX.reshape(-1)
+    cf = dcols.reshape(-1)
+    df[:] = 0
     for b in range(n):
         for oy in range(oh):
+            h0 = oy * sh - pad_top
+            rows_inside = dh == 1 and h0 >= 0 and h0 + kh <= H
             for ox in range(ow):
-                row = (b * oh + oy) * ow + ox
+                w0 = ox * sw - pad_left
+                src = ((b * oh + oy) * ow + ox) * K
+                if rows_inside and dw == 1 and w0 >= 0 and w0 + kw <= W:
+                    _add_patch(cf, src, df, ((b * H + h0) * W + w0) * C, W * C, kh, span)
+                    continue
                 for i in range(kh):
-                    hi = oy * sh - pad_top + i * dh
+                    hi = h0 + i * dh
                     if hi < 0 or hi >= H:
                         continue
                     for j in range(kw):
-                        wi = ox * sw - pad_left + j * dw
-                        if wi < 0 or wi >= W:
-                            continue
-                        start = (i * kw + j) * C
-                        for c in range(C):
-                            dX[b, hi, wi, c] += dcols[row, start + c]
+                        wi = w0 + j * dw
+                        if 0 <= wi < W:
+                            dst = ((b * H + hi) * W + wi) * C
+                            at = src + (i * kw + j) * C
+                            for c in range(C):
+                                df[dst + c] += cf[at + c]
 
 
 @jit

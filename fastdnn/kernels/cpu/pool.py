@@ -6,14 +6,19 @@ ignores them, as if they were -inf; average pooling divides by the number of rea
 Keras does). A 1-D pooling is the 2-D one with a height of 1.
 
 Max pooling sends each output's gradient to the first position holding the window's maximum (scan
-order: row, then column). The backward pass finds that position again from the input rather than
-storing it, so the forward pass writes nothing but ``y``. A NaN is the maximum of its window, so
-that NaNs propagate instead of being dropped.
+order: row, then column). The backward pass finds that position again by comparing the input with
+the forward output, so the forward pass writes nothing but ``y``. A NaN is the maximum of its
+window, so that NaNs propagate instead of being dropped.
+
+The loops index flat views of the row-major arrays, channels innermost, with unsigned offsets (so
+numba emits no negative-index wraparound test per element), so that they vectorize over the channels.
 """
 
-import math
+import numpy as np
 
 from fastdnn.kernels.jit import jit
+
+_ZERO = np.float32(0.0)
 
 
 @jit
@@ -28,43 +33,60 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, y):
     """``y[b, oy, ox, c] = max`` of ``x[b, :, :, c]`` over the window (``x`` (n, H, W, C), ``y`` (n, oh, ow, C))."""
     n, H, W, C = x.shape
     _, oh, ow, _ = y.shape
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    channels = np.uint64(C)
     for b in range(n):
         for oy in range(oh):
             h0, h1 = _window(oy, sh, pad_top, ph, H)
             for ox in range(ow):
                 w0, w1 = _window(ox, sw, pad_left, pw, W)
-                out = y[b, oy, ox]
-                out[:] = x[b, h0, w0]
+                out = np.uint64(((b * oh + oy) * ow + ox) * C)
+                first = np.uint64(((b * H + h0) * W + w0) * C)
+                for c in range(channels):
+                    yf[out + c] = xf[first + c]
                 for hi in range(h0, h1):
                     for wi in range(w0, w1):
-                        row = x[b, hi, wi]
-                        for c in range(C):
-                            v = row[c]
-                            if v > out[c] or math.isnan(v):
-                                out[c] = v
+                        src = np.uint64(((b * H + hi) * W + wi) * C)
+                        for c in range(channels):
+                            v = xf[src + c]
+                            m = yf[out + c]
+                            # A select, not a branch (random data mispredicts half the time);
+                            # a NaN wins, so that it propagates.
+                            yf[out + c] = v if (v > m or v != v) else m
 
 
 @jit
-def max_pool_backward(x, dLdY, ph, pw, sh, sw, pad_top, pad_left, dX):
-    """``dX = 0``; each ``dL/dy`` is added at the position of its window's (first) maximum in ``x``."""
+def max_pool_backward(x, y, dLdY, ph, pw, sh, sw, pad_top, pad_left, pending, dX):
+    """``dX = 0``; each ``dL/dy`` is added at the first position of its window holding the maximum ``y``.
+
+    ``y`` is the forward output; ``pending`` (C,) is scratch: a channel's gradient until its maximum
+    is found (then 0), so that a tie sends it to the first position only.
+    """
     n, H, W, C = x.shape
-    _, oh, ow, _ = dLdY.shape
-    dX[...] = 0
+    _, oh, ow, _ = y.shape
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    gf = dLdY.reshape(-1)
+    df = dX.reshape(-1)
+    df[:] = 0
+    channels = np.uint64(C)
     for b in range(n):
         for oy in range(oh):
             h0, h1 = _window(oy, sh, pad_top, ph, H)
             for ox in range(ow):
                 w0, w1 = _window(ox, sw, pad_left, pw, W)
-                for c in range(C):
-                    best = x[b, h0, w0, c]
-                    bh, bw = h0, w0
-                    for hi in range(h0, h1):
-                        for wi in range(w0, w1):
-                            v = x[b, hi, wi, c]
-                            if (v > best or math.isnan(v)) and not math.isnan(best):
-                                best = v
-                                bh, bw = hi, wi
-                    dX[b, bh, bw, c] += dLdY[b, oy, ox, c]
+                out = np.uint64(((b * oh + oy) * ow + ox) * C)
+                for c in range(channels):
+                    pending[c] = gf[out + c]
+                for hi in range(h0, h1):
+                    for wi in range(w0, w1):
+                        src = np.uint64(((b * H + hi) * W + wi) * C)
+                        for c in range(channels):
+                            hit = xf[src + c] == yf[out + c]
+                            g = pending[c]
+                            df[src + c] += g if hit else _ZERO
+                            pending[c] = _ZERO if hit else g
 
 
 @jit
@@ -75,21 +97,25 @@ def avg_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, inv_count, y):
     """
     n, H, W, C = x.shape
     _, oh, ow, _ = y.shape
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    channels = np.uint64(C)
     for b in range(n):
         for oy in range(oh):
             h0, h1 = _window(oy, sh, pad_top, ph, H)
             for ox in range(ow):
                 w0, w1 = _window(ox, sw, pad_left, pw, W)
-                out = y[b, oy, ox]
-                out[:] = 0
+                out = np.uint64(((b * oh + oy) * ow + ox) * C)
+                for c in range(channels):
+                    yf[out + c] = 0
                 for hi in range(h0, h1):
                     for wi in range(w0, w1):
-                        row = x[b, hi, wi]
-                        for c in range(C):
-                            out[c] += row[c]
+                        src = np.uint64(((b * H + hi) * W + wi) * C)
+                        for c in range(channels):
+                            yf[out + c] += xf[src + c]
                 scale = inv_count[oy, ox]
-                for c in range(C):
-                    out[c] *= scale
+                for c in range(channels):
+                    yf[out + c] *= scale
 
 
 @jit
@@ -97,19 +123,22 @@ def avg_pool_backward(dLdY, ph, pw, sh, sw, pad_top, pad_left, inv_count, dX):
     """``dX = 0``; each ``dL/dy`` times ``inv_count`` is added to every real position of its window."""
     n, H, W, C = dX.shape
     _, oh, ow, _ = dLdY.shape
-    dX[...] = 0
+    gf = dLdY.reshape(-1)
+    df = dX.reshape(-1)
+    df[:] = 0
+    channels = np.uint64(C)
     for b in range(n):
         for oy in range(oh):
             h0, h1 = _window(oy, sh, pad_top, ph, H)
             for ox in range(ow):
                 w0, w1 = _window(ox, sw, pad_left, pw, W)
+                out = np.uint64(((b * oh + oy) * ow + ox) * C)
                 scale = inv_count[oy, ox]
-                g = dLdY[b, oy, ox]
                 for hi in range(h0, h1):
                     for wi in range(w0, w1):
-                        row = dX[b, hi, wi]
-                        for c in range(C):
-                            row[c] += g[c] * scale
+                        dst = np.uint64(((b * H + hi) * W + wi) * C)
+                        for c in range(channels):
+                            df[dst + c] += gf[out + c] * scale
 
 
 @jit
@@ -117,31 +146,28 @@ def global_max_forward(x, y):
     """``y[b, c] = max_s x[b, s, c]`` (``x`` (n, S, C): the spatial axes flattened into ``S``)."""
     n, S, C = x.shape
     for b in range(n):
-        out = y[b]
-        out[:] = x[b, 0]
+        for c in range(C):
+            y[b, c] = x[b, 0, c]
         for s in range(S):
-            row = x[b, s]
             for c in range(C):
-                v = row[c]
-                if v > out[c] or math.isnan(v):
-                    out[c] = v
+                v = x[b, s, c]
+                if v > y[b, c] or v != v:
+                    y[b, c] = v
 
 
 @jit
-def global_max_backward(x, dLdY, dX):
-    """``dX = 0``; ``dL/dy[b, c]`` is added at the first ``s`` where ``x[b, s, c]`` is the maximum."""
+def global_max_backward(x, y, dLdY, pending, dX):
+    """``dX = 0``; ``dL/dy[b, c]`` is added at the first ``s`` where ``x[b, s, c]`` equals the maximum ``y[b, c]``."""
     n, S, C = x.shape
     dX[...] = 0
     for b in range(n):
         for c in range(C):
-            best = x[b, 0, c]
-            where = 0
-            for s in range(S):
-                v = x[b, s, c]
-                if (v > best or math.isnan(v)) and not math.isnan(best):
-                    best = v
-                    where = s
-            dX[b, where, c] = dLdY[b, c]
+            pending[c] = dLdY[b, c]
+        for s in range(S):
+            for c in range(C):
+                if x[b, s, c] == y[b, c]:
+                    dX[b, s, c] += pending[c]
+                    pending[c] = 0
 
 
 @jit

@@ -13,7 +13,12 @@ are again single gemms over all steps: ``dW = X^T dA``, ``dU = H_{0..T-1}^T dA``
 ``dX = dA W^T``.
 
 Activations are kernel codes (see ``activation``) whose derivative follows from the output alone
-(linear, sigmoid, tanh, relu, leaky relu, softplus): ``f'`` is evaluated from ``y = f(z)``.
+(linear, sigmoid, tanh, relu, leaky relu, softplus): ``f'`` is evaluated from ``y = f(z)``. The
+elementwise work of a step is an inlined helper called with the default codes (tanh, sigmoid) as
+constants, so that the branches on the code fold away and the loop vectorizes, or with the codes of
+the layer otherwise. In float32, tanh and sigmoid are a rational approximation (Eigen's, the one
+XLA uses on CPUs: within 3e-7 of tanh, vectorizable), since libm's ``tanhf`` is a call per element
+that costs more than the recurrent product itself; in float64 they are exact.
 
 Equations (Keras 3; ``f`` the activation, ``s`` the recurrent activation, ``*`` elementwise):
 
@@ -31,12 +36,89 @@ Equations (Keras 3; ``f`` the activation, ``s`` the recurrent activation, ``*`` 
       h_t = z * h_{t-1} + (1 - z) * hh
 """
 
-import numpy as np
+import math
 
-from fastdnn.kernels.cpu.activation import derivative_scalar, forward_scalar
+import numpy as np
+from numba.core import types
+from numba.extending import overload
+
+from fastdnn.kernels.cpu.activation import SIGMOID, TANH, derivative_scalar, forward_scalar, sigmoid_scalar
 from fastdnn.kernels.jit import jit
 
 _ONE = np.float32(1.0)
+_HALF = np.float32(0.5)
+
+
+# -- activations: fast in float32, exact in float64 -------------------------------------------------
+
+# Eigen's generic_fast_tanh_float: an odd degree-13 over even degree-6 polynomial, on [-c, c].
+_TANH_CLAMP = np.float32(7.90531110763549805)
+_A1, _A3, _A5, _A7 = (np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04),
+                      np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08))
+_A9, _A11, _A13 = np.float32(-8.60467152213735e-11), np.float32(2.00018790482477e-13), np.float32(-2.76076847742355e-16)
+_B0, _B2, _B4, _B6 = (np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03),
+                      np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06))
+
+
+@jit(inline="always")
+def _tanh_rational(z):
+    # Comparisons rather than min/max: a NaN fails both and propagates.
+    x = _TANH_CLAMP if z > _TANH_CLAMP else (-_TANH_CLAMP if z < -_TANH_CLAMP else z)
+    x2 = x * x
+    p = x2 * _A13 + _A11
+    p = x2 * p + _A9
+    p = x2 * p + _A7
+    p = x2 * p + _A5
+    p = x2 * p + _A3
+    p = x2 * p + _A1
+    q = x2 * _B6 + _B4
+    q = x2 * q + _B2
+    q = x2 * q + _B0
+    return x * p / q
+
+
+def fast_tanh(z):
+    """``tanh z``: the rational approximation for float32, ``math.tanh`` otherwise."""
+    return math.tanh(z)
+
+
+def fast_sigmoid(z):
+    """``1 / (1 + e^-z)``: ``(1 + tanh(z / 2)) / 2`` with the rational tanh for float32, exact otherwise."""
+    return sigmoid_scalar(z)
+
+
+@overload(fast_tanh)
+def _fast_tanh_overload(z):
+    if isinstance(z, types.Float) and z.bitwidth == 32:
+        return lambda z: _tanh_rational(z)
+    return lambda z: math.tanh(z)
+
+
+@overload(fast_sigmoid)
+def _fast_sigmoid_overload(z):
+    if isinstance(z, types.Float) and z.bitwidth == 32:
+        return lambda z: _HALF + _HALF * _tanh_rational(_HALF * z)
+    return lambda z: sigmoid_scalar(z)
+
+
+@jit(inline="always")
+def _act(code, z, alpha):
+    """``f(z)`` for an activation code (tanh and sigmoid first: the defaults)."""
+    if code == TANH:
+        return fast_tanh(z)
+    if code == SIGMOID:
+        return fast_sigmoid(z)
+    return forward_scalar(code, z, alpha)
+
+
+@jit(inline="always")
+def _dact(code, y, alpha):
+    """``f'(z)`` from ``y = f(z)``."""
+    if code == TANH:
+        return _ONE - y * y
+    if code == SIGMOID:
+        return y * (_ONE - y)
+    return derivative_scalar(code, y, y, alpha)
 
 
 # -- shared steps -----------------------------------------------------------------------------------
@@ -143,6 +225,15 @@ def _column_sums(a, out):
 # -- SimpleRNN --------------------------------------------------------------------------------------
 
 
+@jit(inline="always")
+def _simple_rnn_cells(a, rec, code, alpha):
+    """``a = f(a + rec)`` in place, ``a`` holding ``x_t W + b``, ``rec`` ``h_{t-1} U``."""
+    n, units = a.shape
+    for bi in range(n):
+        for j in range(units):
+            a[bi, j] = _act(code, a[bi, j] + rec[bi, j], alpha)
+
+
 @jit
 def simple_rnn_forward(x, W, U, b, code, alpha, xt, rec, h, y):
     """``h_t = f(x_t W + h_{t-1} U + b)``; ``h`` (T + 1, n, units) keeps every state, ``y`` the outputs.
@@ -150,17 +241,25 @@ def simple_rnn_forward(x, W, U, b, code, alpha, xt, rec, h, y):
     ``h[1:]`` first receives the input projections; each step then turns its own into the state.
     ``rec`` (n, units) is scratch for ``h_{t-1} U``.
     """
-    n, T, D = x.shape
-    units = U.shape[0]
+    T = x.shape[1]
     _input_projection(x, W, b, xt, h[1:])
     h[0] = 0
     for t in range(T):
         np.dot(h[t], U, rec)
-        a = h[t + 1]
-        for bi in range(n):
-            for j in range(units):
-                a[bi, j] = forward_scalar(code, a[bi, j] + rec[bi, j], alpha)
+        if code == TANH:
+            _simple_rnn_cells(h[t + 1], rec, TANH, alpha)
+        else:
+            _simple_rnn_cells(h[t + 1], rec, code, alpha)
     _write_output(h, y)
+
+
+@jit(inline="always")
+def _simple_rnn_cells_backward(state, dh, dA_t, code, alpha):
+    """``dA_t = dL/dh_t * f'(h_t)``."""
+    n, units = state.shape
+    for bi in range(n):
+        for j in range(units):
+            dA_t[bi, j] = dh[bi, j] * _dact(code, state[bi, j], alpha)
 
 
 @jit
@@ -169,24 +268,47 @@ def simple_rnn_backward(xt, W, U, h, dLdY, code, alpha, dh, dA, dW, dU, db, dxt,
 
     ``dh`` (n, units) is scratch; ``dA`` (T, n, units) keeps every step's pre-activation gradient.
     """
-    T, n, D = xt.shape
-    units = U.shape[0]
+    T = xt.shape[0]
     dh[...] = 0
     for t in range(T - 1, -1, -1):
         _add_output_gradient(dLdY, t, T, dh)
-        state = h[t + 1]
-        dA_t = dA[t]
-        for bi in range(n):
-            for j in range(units):
-                y = state[bi, j]
-                dA_t[bi, j] = dh[bi, j] * derivative_scalar(code, y, y, alpha)
+        if code == TANH:
+            _simple_rnn_cells_backward(h[t + 1], dh, dA[t], TANH, alpha)
+        else:
+            _simple_rnn_cells_backward(h[t + 1], dh, dA[t], code, alpha)
         if t > 0:
-            np.dot(dA_t, U.T, dh)
+            np.dot(dA[t], U.T, dh)
     _recurrent_gradient(h, dA, dU)
     _input_gradients(xt, W, dA, dW, db, dxt, dX, compute_dx)
 
 
 # -- LSTM -------------------------------------------------------------------------------------------
+
+
+@jit(inline="always")
+def _lstm_cells(g_t, rec, c_prev, c_t, h_t, tc_t, act, act_alpha, ract, ract_alpha):
+    """One step's gates and states; ``g_t`` holds ``x_t W + b`` and receives the gate values.
+
+    Two passes per row, the gates in place, then the states: loops that read and write one array
+    at the same index, or read some and write others, are the ones LLVM vectorizes.
+    """
+    n, units = c_t.shape
+    for bi in range(n):
+        gates = g_t[bi]
+        recurrent = rec[bi]
+        for k in range(2 * units):
+            gates[k] = _act(ract, gates[k] + recurrent[k], ract_alpha)
+        for k in range(2 * units, 3 * units):
+            gates[k] = _act(act, gates[k] + recurrent[k], act_alpha)
+        for k in range(3 * units, 4 * units):
+            gates[k] = _act(ract, gates[k] + recurrent[k], ract_alpha)
+        previous, cell, hidden, squashed = c_prev[bi], c_t[bi], h_t[bi], tc_t[bi]
+        for j in range(units):
+            value = gates[units + j] * previous[j] + gates[j] * gates[2 * units + j]
+            cell[j] = value
+            s = _act(act, value, act_alpha)
+            squashed[j] = s
+            hidden[j] = gates[3 * units + j] * s
 
 
 @jit
@@ -197,34 +319,39 @@ def lstm_forward(x, W, U, b, act, act_alpha, ract, ract_alpha, xt, rec, gates, c
     ``[i, f, g, o]``; ``c``, ``h`` (T + 1, n, units) the states; ``tc`` (T, n, units) ``f(c_t)``;
     ``rec`` (n, 4 units) is scratch for ``h_{t-1} U``.
     """
-    n, T, D = x.shape
-    units = U.shape[0]
+    T = x.shape[1]
     _input_projection(x, W, b, xt, gates)
     h[0] = 0
     c[0] = 0
+    defaults = act == TANH and ract == SIGMOID
     for t in range(T):
         np.dot(h[t], U, rec)
-        g_t = gates[t]
-        c_prev = c[t]
-        c_t = c[t + 1]
-        h_t = h[t + 1]
-        tc_t = tc[t]
-        for bi in range(n):
-            for j in range(units):
-                i_gate = forward_scalar(ract, g_t[bi, j] + rec[bi, j], ract_alpha)
-                f_gate = forward_scalar(ract, g_t[bi, units + j] + rec[bi, units + j], ract_alpha)
-                cand = forward_scalar(act, g_t[bi, 2 * units + j] + rec[bi, 2 * units + j], act_alpha)
-                o_gate = forward_scalar(ract, g_t[bi, 3 * units + j] + rec[bi, 3 * units + j], ract_alpha)
-                cell = f_gate * c_prev[bi, j] + i_gate * cand
-                squashed = forward_scalar(act, cell, act_alpha)
-                c_t[bi, j] = cell
-                tc_t[bi, j] = squashed
-                h_t[bi, j] = o_gate * squashed
-                g_t[bi, j] = i_gate
-                g_t[bi, units + j] = f_gate
-                g_t[bi, 2 * units + j] = cand
-                g_t[bi, 3 * units + j] = o_gate
+        if defaults:
+            _lstm_cells(gates[t], rec, c[t], c[t + 1], h[t + 1], tc[t], TANH, act_alpha, SIGMOID, ract_alpha)
+        else:
+            _lstm_cells(gates[t], rec, c[t], c[t + 1], h[t + 1], tc[t], act, act_alpha, ract, ract_alpha)
     _write_output(h, y)
+
+
+@jit(inline="always")
+def _lstm_cells_backward(g_t, c_prev, tc_t, dh, dc, dA_t, act, act_alpha, ract, ract_alpha):
+    """One step of the chain rule (see `lstm_backward`); updates ``dc`` in place for step t-1."""
+    n, units = dh.shape
+    for bi in range(n):
+        for j in range(units):
+            i_gate = g_t[bi, j]
+            f_gate = g_t[bi, units + j]
+            cand = g_t[bi, 2 * units + j]
+            o_gate = g_t[bi, 3 * units + j]
+            squashed = tc_t[bi, j]
+            dh_j = dh[bi, j]
+            d_o = dh_j * squashed
+            d_c = dc[bi, j] + dh_j * o_gate * _dact(act, squashed, act_alpha)
+            dc[bi, j] = d_c * f_gate
+            dA_t[bi, j] = d_c * cand * _dact(ract, i_gate, ract_alpha)
+            dA_t[bi, units + j] = d_c * c_prev[bi, j] * _dact(ract, f_gate, ract_alpha)
+            dA_t[bi, 2 * units + j] = d_c * i_gate * _dact(act, cand, act_alpha)
+            dA_t[bi, 3 * units + j] = d_o * _dact(ract, o_gate, ract_alpha)
 
 
 @jit
@@ -237,38 +364,45 @@ def lstm_backward(xt, W, U, gates, c, h, tc, dLdY, act, act_alpha, ract, ract_al
         di = dc g;  dg = dc i;  df = dc c_{t-1};   dc <- dc f   (for step t-1)
         dA_t = [di s'(i), df s'(f), dg f'(g), do s'(o)];   dh <- dA_t U^T
     """
-    T, n, D = xt.shape
-    units = U.shape[0]
+    T = xt.shape[0]
     dh[...] = 0
     dc[...] = 0
+    defaults = act == TANH and ract == SIGMOID
     for t in range(T - 1, -1, -1):
         _add_output_gradient(dLdY, t, T, dh)
-        g_t = gates[t]
-        c_prev = c[t]
-        tc_t = tc[t]
-        dA_t = dA[t]
-        for bi in range(n):
-            for j in range(units):
-                i_gate = g_t[bi, j]
-                f_gate = g_t[bi, units + j]
-                cand = g_t[bi, 2 * units + j]
-                o_gate = g_t[bi, 3 * units + j]
-                squashed = tc_t[bi, j]
-                dh_j = dh[bi, j]
-                d_o = dh_j * squashed
-                d_c = dc[bi, j] + dh_j * o_gate * derivative_scalar(act, squashed, squashed, act_alpha)
-                dc[bi, j] = d_c * f_gate
-                dA_t[bi, j] = d_c * cand * derivative_scalar(ract, i_gate, i_gate, ract_alpha)
-                dA_t[bi, units + j] = d_c * c_prev[bi, j] * derivative_scalar(ract, f_gate, f_gate, ract_alpha)
-                dA_t[bi, 2 * units + j] = d_c * i_gate * derivative_scalar(act, cand, cand, act_alpha)
-                dA_t[bi, 3 * units + j] = d_o * derivative_scalar(ract, o_gate, o_gate, ract_alpha)
+        if defaults:
+            _lstm_cells_backward(gates[t], c[t], tc[t], dh, dc, dA[t], TANH, act_alpha, SIGMOID, ract_alpha)
+        else:
+            _lstm_cells_backward(gates[t], c[t], tc[t], dh, dc, dA[t], act, act_alpha, ract, ract_alpha)
         if t > 0:
-            np.dot(dA_t, U.T, dh)
+            np.dot(dA[t], U.T, dh)
     _recurrent_gradient(h, dA, dU)
     _input_gradients(xt, W, dA, dW, db, dxt, dX, compute_dx)
 
 
 # -- GRU (reset_after) ------------------------------------------------------------------------------
+
+
+@jit(inline="always")
+def _gru_cells(g_t, rec, h_prev, h_t, rh_t, act, act_alpha, ract, ract_alpha):
+    """One step: ``g_t`` holds ``x_t W + b_in`` and receives ``[z, r, hh]``; ``rec`` is ``h_{t-1} U + b_rec``.
+
+    Two passes per row (the gates z, r in place, then the candidate and the state), so both vectorize.
+    """
+    n, units = h_t.shape
+    for bi in range(n):
+        gates = g_t[bi]
+        recurrent = rec[bi]
+        for k in range(2 * units):
+            gates[k] = _act(ract, gates[k] + recurrent[k], ract_alpha)
+        previous, hidden, kept = h_prev[bi], h_t[bi], rh_t[bi]
+        for j in range(units):
+            v_h = recurrent[2 * units + j]
+            cand = _act(act, gates[2 * units + j] + gates[units + j] * v_h, act_alpha)
+            z = gates[j]
+            hidden[j] = z * previous[j] + (_ONE - z) * cand
+            gates[2 * units + j] = cand
+            kept[j] = v_h
 
 
 @jit
@@ -280,32 +414,43 @@ def gru_forward(x, W, U, b_in, b_rec, act, act_alpha, ract, ract_alpha, xt, rec,
     (n, 3 units) is scratch. ``b_in``, ``b_rec`` are both empty without bias.
     """
     n, T, D = x.shape
-    units = U.shape[0]
-    has_bias = b_rec.shape[0] > 0
+    width = U.shape[1]
     _input_projection(x, W, b_in, xt, gates)
     h[0] = 0
+    defaults = act == TANH and ract == SIGMOID
     for t in range(T):
         np.dot(h[t], U, rec)
-        if has_bias:
+        if b_rec.shape[0] > 0:
             for bi in range(n):
-                for j in range(3 * units):
+                for j in range(width):
                     rec[bi, j] += b_rec[j]
-        g_t = gates[t]
-        h_prev = h[t]
-        h_t = h[t + 1]
-        rh_t = rh[t]
-        for bi in range(n):
-            for j in range(units):
-                z = forward_scalar(ract, g_t[bi, j] + rec[bi, j], ract_alpha)
-                r = forward_scalar(ract, g_t[bi, units + j] + rec[bi, units + j], ract_alpha)
-                v_h = rec[bi, 2 * units + j]
-                cand = forward_scalar(act, g_t[bi, 2 * units + j] + r * v_h, act_alpha)
-                h_t[bi, j] = z * h_prev[bi, j] + (_ONE - z) * cand
-                g_t[bi, j] = z
-                g_t[bi, units + j] = r
-                g_t[bi, 2 * units + j] = cand
-                rh_t[bi, j] = v_h
+        if defaults:
+            _gru_cells(gates[t], rec, h[t], h[t + 1], rh[t], TANH, act_alpha, SIGMOID, ract_alpha)
+        else:
+            _gru_cells(gates[t], rec, h[t], h[t + 1], rh[t], act, act_alpha, ract, ract_alpha)
     _write_output(h, y)
+
+
+@jit(inline="always")
+def _gru_cells_backward(g_t, h_prev, rh_t, dh, carry, dAx_t, dAr_t, act, act_alpha, ract, ract_alpha):
+    """One step of the chain rule (see `gru_backward`)."""
+    n, units = dh.shape
+    for bi in range(n):
+        for j in range(units):
+            z = g_t[bi, j]
+            r = g_t[bi, units + j]
+            cand = g_t[bi, 2 * units + j]
+            dh_j = dh[bi, j]
+            a_z = dh_j * (h_prev[bi, j] - cand) * _dact(ract, z, ract_alpha)
+            a_h = dh_j * (_ONE - z) * _dact(act, cand, act_alpha)
+            a_r = a_h * rh_t[bi, j] * _dact(ract, r, ract_alpha)
+            dAx_t[bi, j] = a_z
+            dAx_t[bi, units + j] = a_r
+            dAx_t[bi, 2 * units + j] = a_h
+            dAr_t[bi, j] = a_z
+            dAr_t[bi, units + j] = a_r
+            dAr_t[bi, 2 * units + j] = a_h * r
+            carry[bi, j] = dh_j * z
 
 
 @jit
@@ -324,31 +469,15 @@ def gru_backward(
     T, n, D = xt.shape
     units = U.shape[0]
     dh[...] = 0
+    defaults = act == TANH and ract == SIGMOID
     for t in range(T - 1, -1, -1):
         _add_output_gradient(dLdY, t, T, dh)
-        g_t = gates[t]
-        h_prev = h[t]
-        rh_t = rh[t]
-        dAx_t = dAx[t]
-        dAr_t = dAr[t]
-        for bi in range(n):
-            for j in range(units):
-                z = g_t[bi, j]
-                r = g_t[bi, units + j]
-                cand = g_t[bi, 2 * units + j]
-                dh_j = dh[bi, j]
-                a_z = dh_j * (h_prev[bi, j] - cand) * derivative_scalar(ract, z, z, ract_alpha)
-                a_h = dh_j * (_ONE - z) * derivative_scalar(act, cand, cand, act_alpha)
-                a_r = a_h * rh_t[bi, j] * derivative_scalar(ract, r, r, ract_alpha)
-                dAx_t[bi, j] = a_z
-                dAx_t[bi, units + j] = a_r
-                dAx_t[bi, 2 * units + j] = a_h
-                dAr_t[bi, j] = a_z
-                dAr_t[bi, units + j] = a_r
-                dAr_t[bi, 2 * units + j] = a_h * r
-                carry[bi, j] = dh_j * z
+        if defaults:
+            _gru_cells_backward(gates[t], h[t], rh[t], dh, carry, dAx[t], dAr[t], TANH, act_alpha, SIGMOID, ract_alpha)
+        else:
+            _gru_cells_backward(gates[t], h[t], rh[t], dh, carry, dAx[t], dAr[t], act, act_alpha, ract, ract_alpha)
         if t > 0:
-            np.dot(dAr_t, U.T, dh)
+            np.dot(dAr[t], U.T, dh)
             for bi in range(n):
                 for j in range(units):
                     dh[bi, j] += carry[bi, j]
