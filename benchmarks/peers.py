@@ -17,6 +17,8 @@ Workloads (``--workload``, several allowed; default ``all``):
   bandwidth measured in the same run);
 - ``flops``: training FLOP rate of the mnist MLP at batch 1024 against the sgemm rate of BLAS, measured
   in the same run on the same matrix shapes (and on 2048^3);
+- ``breakdown``: fastdnn's mnist training step split into forward, loss + backward, optimizer and
+  the step's matrix products alone, at batch 1, 32, 128 and 1024, with 2 threads and with 1;
 - ``startup``: ``import`` plus the first digits epoch in a fresh process, with an empty and with a
   warm numba cache (``NUMBA_CACHE_DIR`` pointed at a new folder), and which kernels got compiled;
 - ``memory``: peak and per-epoch resident memory of mnist epochs (batch 128) in a fresh process,
@@ -485,6 +487,83 @@ def _square_gemm():
     return lambda: np.dot(a, b, out=out)
 
 
+# -- where a fastdnn training step spends its time ------------------------------------------------------
+
+
+def run_breakdown(rounds, pause, results, notes, sizes=(784, 512, 256, 10), batches=(1, 32, 128, 1024)):
+    """Split the mnist training step: forward, loss + backward, optimizer, and the step's sgemms alone.
+
+    Uses the model's internals (``_forward``, ``_loss_and_gradients``, ``_train_step``, ``_store``);
+    the non-GEMM time is the forward and backward passes minus their matrix products (bias,
+    activations, fused loss, column sums and the Python calls around the kernels). The step is also
+    timed with one thread, and ``fit``'s time per step comes from the mlp table when it ran.
+    """
+    import fastdnn as fd
+
+    fd.set_num_threads(THREADS)
+    table = []
+    for batch in batches:
+        work = MLPEpoch("mnist-mlp", sizes, max(2 * batch, 64), batch)
+        model = fastdnn_mlp(sizes)
+        model.fit(work.x, work.y, batch_size=batch, verbose=0)
+        xb, targets = model._data(work.x[:batch], work.y[:batch])
+        xb, tb = np.ascontiguousarray(xb), model._kernel_targets(targets)
+        store, optimizer = model._store, model.optimizer
+        repeat = max(1, 2048 // batch)
+        gemms = _step_gemms(work, repeat, "numba")
+        gemms()
+        threads = lambda n: (lambda: fd.set_num_threads(n))  # noqa: E731
+        parts = {
+            "step": (threads(THREADS), lambda: model._train_step(xb, tb)),
+            "step, 1 thread": (threads(1), lambda: model._train_step(xb, tb)),
+            "forward": (threads(THREADS), lambda: model._forward(xb, True)),
+            "forward + loss + backward": (threads(THREADS), lambda: model._loss_and_gradients(xb, tb)),
+            "optimizer": (threads(THREADS), lambda: optimizer.step(store.params, store.grads, store.offsets)),
+            "sgemms": (threads(THREADS), None),
+        }
+        times = {name: [] for name in parts}
+        for _ in range(rounds):
+            for name, (prepare, call) in parts.items():
+                prepare()
+                time.sleep(pause)
+                start = time.perf_counter()
+                if call is None:
+                    gemms()
+                else:
+                    for _ in range(repeat):
+                        call()
+                times[name].append((time.perf_counter() - start) / repeat)
+        fd.set_num_threads(THREADS)
+        m = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+        backward = m["forward + loss + backward"] - m["forward"]
+        non_gemm = m["forward + loss + backward"] - m["sgemms"]
+        epoch = results.get(("epoch", "mnist-mlp", batch, "fastdnn"))
+        per_step = epoch / -(-60000 // batch) * 1e3 if epoch else None
+        table.append(
+            (
+                str(batch),
+                f"{m['step']:.3f}",
+                f"{m['step, 1 thread']:.3f}",
+                f"{m['forward']:.3f}",
+                f"{backward:.3f}",
+                f"{m['optimizer']:.3f}",
+                f"{m['sgemms']:.3f}",
+                f"{m['sgemms'] / m['step']:.0%}",
+                f"{non_gemm:.3f}",
+                f"{m['optimizer'] / m['step']:.0%}",
+                f"{per_step:.3f}" if per_step else "-",
+                f"{per_step - m['step']:.3f}" if per_step else "-",
+            )
+        )
+        results[("breakdown", batch)] = m
+    print_table(
+        f"fastdnn mnist training step {'-'.join(map(str, sizes))} split up, median ms per step, {rounds} rounds "
+        "(non-GEMM = forward + loss + backward - sgemms; fit/step from the mlp table)",
+        ("batch", "step", "1 thread", "forward", "loss+backward", "optimizer", "sgemms", "GEMM share", "non-GEMM", "optimizer share", "fit/step", "fit - step"),
+        table,
+    )
+
+
 # -- start-up in a fresh process ------------------------------------------------------------------------
 
 _DIGITS = """
@@ -858,7 +937,7 @@ def describe_environment():
         + f", threads: {THREADS} for every peer (fastdnn: numba + OpenBLAS; NumPy: OpenBLAS; torch: intra-op; "
         "XLA: its CPU pool, one thread per core)"
     )
-    lines.append(f"BLAS: {_blas_description()}")
+    lines.append(f"BLAS at the start: {_blas_description()}")
     lines.append(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return lines
 
@@ -886,7 +965,7 @@ def _blas_description():
     )
 
 
-WORKLOADS = ("mlp", "digits", "optim", "flops", "startup", "memory")
+WORKLOADS = ("mlp", "digits", "optim", "flops", "breakdown", "startup", "memory")
 
 
 def main(argv=None):
@@ -925,6 +1004,8 @@ def main(argv=None):
         run_optim(args.optim_size, args.optim_rounds, min(args.pause, 0.05), args.peers, results, notes)
     if "flops" in chosen:
         run_flops(args.rounds, args.pause, results, notes, samples=args.mlp_samples)
+    if "breakdown" in chosen:
+        run_breakdown(args.rounds, min(args.pause, 0.05), results, notes)
     if "startup" in chosen:
         run_startup(args.startup_rounds, args.cold_runs, args.peers, results, notes)
     if "memory" in chosen:
@@ -934,9 +1015,10 @@ def main(argv=None):
         print("\nnotes:")
         for line in notes:
             print(f"  {line}")
+    print(f"\nBLAS libraries loaded by the end: {_blas_description()}")
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
-        print(f"\ntorch ran with {torch.get_num_threads()} intra-op threads, MKL {torch.backends.mkl.is_available()}, oneDNN {torch.backends.mkldnn.is_available()}")
+        print(f"torch ran with {torch.get_num_threads()} intra-op threads, MKL {torch.backends.mkl.is_available()}, oneDNN {torch.backends.mkldnn.is_available()}")
     if "jax" in sys.modules:
         print(f"jax ran on {sys.modules['jax'].devices()}")
     print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {time.perf_counter() - started:.0f} s in all")
