@@ -164,3 +164,24 @@ def test_stacked_recurrent_model_trains(rng):
     before = model.evaluate(x, y)
     model.fit(x, y, batch_size=16, epochs=10, verbose=0)
     assert model.evaluate(x, y) < 0.8 * before
+
+
+def test_float32_tanh_and_sigmoid_are_within_a_few_ulp_and_keep_nan():
+    import numba
+
+    from fastdnn.kernels.cpu import recurrent as kernels
+
+    @numba.njit
+    def apply(z, t, s):
+        for i in range(z.shape[0]):
+            t[i] = kernels.fast_tanh(z[i])
+            s[i] = kernels.fast_sigmoid(z[i])
+
+    z = np.concatenate([np.linspace(-20, 20, 200001), [0.0, 1e-30, -1e-8, np.nan]])
+    for dtype, tol in ((np.float32, 5e-7), (np.float64, 1e-15)):
+        t, s = np.empty(z.size, dtype), np.empty(z.size, dtype)
+        apply(z.astype(dtype), t, s)
+        exact = z.astype(dtype).astype(np.float64)
+        np.testing.assert_allclose(t[:-1], np.tanh(exact[:-1]), rtol=tol, atol=tol)
+        np.testing.assert_allclose(s[:-1], reference.sigmoid(exact[:-1]), rtol=0, atol=tol)
+        assert np.isnan(t[-1]) and np.isnan(s[-1])
