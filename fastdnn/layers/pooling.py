@@ -67,8 +67,7 @@ class _Pooling(Layer):
         g = dLdY.reshape(n, *self._output_2d)
         dX = self.buffer("dx", x4.shape)
         if self.kind == "max":
-            pending = self.buffer("pending", (x4.shape[-1],))
-            pool_kernels.max_pool_backward(x4, y, g, *self._geometry, pending, dX)
+            pool_kernels.max_pool_backward(x4, y, g, *self._geometry, dX)
         else:
             pool_kernels.avg_pool_backward(g, *self._geometry, self._inv_count, dX)
         return dX.reshape(n, *self.input_shape)

@@ -57,11 +57,11 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, y):
 
 
 @jit
-def max_pool_backward(x, y, dLdY, ph, pw, sh, sw, pad_top, pad_left, pending, dX):
+def max_pool_backward(x, y, dLdY, ph, pw, sh, sw, pad_top, pad_left, dX):
     """``dX = 0``; each ``dL/dy`` is added at the first position of its window holding the maximum ``y``.
 
-    ``y`` is the forward output; ``pending`` (C,) is scratch: a channel's gradient until its maximum
-    is found (then 0), so that a tie sends it to the first position only.
+    ``y`` is the forward output. The window is scanned backwards keeping the last hit by a select,
+    which leaves the first one, without a data-dependent branch.
     """
     n, H, W, C = x.shape
     _, oh, ow, _ = y.shape
@@ -70,23 +70,21 @@ def max_pool_backward(x, y, dLdY, ph, pw, sh, sw, pad_top, pad_left, pending, dX
     gf = dLdY.reshape(-1)
     df = dX.reshape(-1)
     df[:] = 0
-    channels = np.uint64(C)
     for b in range(n):
         for oy in range(oh):
             h0, h1 = _window(oy, sh, pad_top, ph, H)
             for ox in range(ow):
                 w0, w1 = _window(ox, sw, pad_left, pw, W)
-                out = np.uint64(((b * oh + oy) * ow + ox) * C)
-                for c in range(channels):
-                    pending[c] = gf[out + c]
-                for hi in range(h0, h1):
-                    for wi in range(w0, w1):
-                        src = np.uint64(((b * H + hi) * W + wi) * C)
-                        for c in range(channels):
-                            hit = xf[src + c] == yf[out + c]
-                            g = pending[c]
-                            df[src + c] += g if hit else _ZERO
-                            pending[c] = _ZERO if hit else g
+                out = ((b * oh + oy) * ow + ox) * C
+                for c in range(C):
+                    m = yf[out + c]
+                    first = -1
+                    for hi in range(h1 - 1, h0 - 1, -1):
+                        for wi in range(w1 - 1, w0 - 1, -1):
+                            at = ((b * H + hi) * W + wi) * C + c
+                            first = at if xf[at] == m else first
+                    if first >= 0:  # a NaN maximum equals nothing: its gradient is dropped
+                        df[first] += gf[out + c]
 
 
 @jit
