@@ -20,8 +20,6 @@ from fastdnn import config
 DEVICES = ("cpu", "cuda")
 _FAMILIES = ("activation", "dense", "loss", "optim", "data")
 
-#: Layer types the CUDA engine runs (by class name); any other layer is refused with its name.
-CUDA_LAYERS = ("Dense", "Activation", "Flatten", "Reshape")
 
 
 def simulating():
@@ -92,7 +90,9 @@ def to_host(array):
 
 def unsupported_cuda_layers(layers):
     """Names of the layers the CUDA engine cannot run yet."""
-    return [f"{layer.name} ({type(layer).__name__})" for layer in layers if type(layer).__name__ not in CUDA_LAYERS]
+    from fastdnn import device_layers
+
+    return [f"{layer.name} ({type(layer).__name__})" for layer in layers if device_layers.handler_for(layer) is None]
 
 
 def engine_for(model):
@@ -123,15 +123,17 @@ class _DevicePool:
 class CudaEngine:
     """Runs a compiled `Sequential` on the GPU with the numba.cuda kernels (see the module docstring).
 
-    Supported layers: Dense, Activation, Flatten, Reshape (`CUDA_LAYERS`); the constructor refuses
-    others with a ValueError naming them. Data-parallel (MPI) training is CPU-only for now.
+    Each layer runs through its `fastdnn.device_layers` handler; the constructor refuses a layer
+    without one with a ValueError naming it. Data-parallel (MPI) training is CPU-only for now.
     """
 
     def __init__(self, model):
+        from fastdnn import device_layers
+
         unsupported = unsupported_cuda_layers(model._layers)
         if unsupported:
             raise ValueError(
-                f"device: 'cuda' runs {', '.join(CUDA_LAYERS)} layers so far; this model also has "
+                f"device: 'cuda' runs {', '.join(device_layers.supported_names())} layers so far; this model also has "
                 f"{', '.join(unsupported)}; compile with device='cpu'"
             )
         if model._parallel.size != 1:
@@ -142,6 +144,7 @@ class CudaEngine:
         self.k = kernels("cuda")
         self.model = model
         self.layers = tuple(model._layers)
+        self.handlers = [device_layers.handler_for(layer)(self, index, layer) for index, layer in enumerate(self.layers)]
         self._store = None
         self._pool = _DevicePool()
         self._resident = None
@@ -190,9 +193,13 @@ class CudaEngine:
         for _, _, uploads in self.views:
             for device_array, host in uploads:
                 device_array.copy_to_device(np.ascontiguousarray(host))
+        for handler in self.handlers:
+            handler.push_state()
 
     def pull_params(self):
         self.params.copy_to_host(self._store.params)
+        for handler in self.handlers:
+            handler.pull_state()
 
     def _attach_optimizer(self):
         """Give the optimizer the CUDA step kernels and device copies of its state."""
@@ -240,39 +247,14 @@ class CudaEngine:
 
     def _forward(self, x, training):
         """Forward through every layer on the device; ``x`` is a device array (n, *input_shape)."""
-        model = self.model
         out = x
-        self._caches = []
-        for index, (layer, (params, _, _)) in enumerate(zip(model._layers, self.views)):
-            kind = type(layer).__name__
-            shape = tuple(out.shape)  # a plain tuple: the simulator's shapes take no negative index
-            if kind == "Dense":
-                x2 = out.reshape(-1, layer.n_in)
-                n = x2.shape[0]
-                y = self._pool.get((index, "y"), (n, layer.units), model.dtype)
-                keep = layer.keep_logits or (training and layer.activation.needs_preactivation)
-                z = self._pool.get((index, "z"), (n, layer.units), model.dtype) if keep else y
-                act = layer.activation
-                bias = params["b"] if layer.use_bias else self._empty
-                self.k.dense.dense_forward(x2, params["W"], bias, act.code, act.alpha_as(model.dtype), z, y)
-                self._caches.append((x2, z, y, shape))
-                out = y.reshape(*shape[:-1], layer.units)
-            elif kind == "Activation":
-                z2 = out.reshape(-1, shape[-1])
-                y = self._pool.get((index, "y"), z2.shape, model.dtype)
-                act = layer.activation
-                self.k.activation.activation_forward(act.code, z2, act.alpha_as(model.dtype), y)
-                self._caches.append((z2, z2, y, shape))
-                out = y.reshape(shape)
-            else:  # Flatten, Reshape
-                self._caches.append(shape)
-                out = out.reshape(shape[0], *layer.output_shape)
-        return out.reshape(-1, model.output_shape[-1])
+        for handler, (params, _, _) in zip(self.handlers, self.views):
+            out = handler.forward(out, params, training)
+        return out.reshape(-1, self.model.output_shape[-1])
 
     def _logits(self):
         """Pre-activation of the output layer (for a loss fused with its softmax/sigmoid)."""
-        cache = self._caches[-1]
-        return cache[1].reshape(-1, self.model.output_shape[-1])
+        return self.handlers[-1].logits().reshape(-1, self.model.output_shape[-1])
 
     def _loss(self, y_pred, tb, grad, with_grad):
         model = self.model
@@ -284,42 +266,14 @@ class CudaEngine:
         return getattr(self.k.loss, kernel.__name__)(inputs, tb, grad, with_grad)
 
     def _backward(self, output_grad):
-        model = self.model
         gradient = output_grad
-        last = len(model._layers) - 1
+        last = len(self.handlers) - 1
         for index in range(last, -1, -1):
-            layer = model._layers[index]
-            _, grads, _ = self.views[index]
-            cache = self._caches[index]
-            kind = type(layer).__name__
-            from_logits = index == last and model._fused
-            if kind == "Dense":
-                x2, z, y, x_shape = cache
-                n = x2.shape[0]
-                code = self.k.activation.LINEAR if from_logits else layer.activation.code
-                g2 = gradient.reshape(n, layer.units)
-                dLdZ = self._pool.get((index, "dz"), (n, layer.units), model.dtype) if code != self.k.activation.LINEAR else g2
-                dX = self._pool.get((index, "dx"), (n, layer.n_in), model.dtype) if layer.compute_input_grad else self._empty_2d
-                bias = grads["b"] if layer.use_bias else self._empty
-                self.k.dense.dense_backward(
-                    x2, self.views[index][0]["W"], z, y, g2, code, layer.activation.alpha_as(model.dtype),
-                    dLdZ, grads["W"], bias, dX, layer.compute_input_grad,
-                )
-                gradient = dX.reshape(x_shape) if layer.compute_input_grad else None
-            elif kind == "Activation":
-                if not layer.compute_input_grad:
-                    return
-                if from_logits:
-                    continue  # the loss gave dL/dz, and z is this layer's input
-                z2, _, y, x_shape = cache
-                dLdX = self._pool.get((index, "dx"), y.shape, model.dtype)
-                act = layer.activation
-                self.k.activation.activation_backward(act.code, z2, y, gradient.reshape(y.shape), act.alpha_as(model.dtype), dLdX)
-                gradient = dLdX.reshape(x_shape)
-            else:
-                if not layer.compute_input_grad:
-                    return
-                gradient = gradient.reshape(cache)
+            params, grads, _ = self.views[index]
+            from_logits = index == last and self.model._fused
+            gradient = self.handlers[index].backward(gradient, params, grads, from_logits)
+            if gradient is None:
+                return
 
     def loss_and_gradients(self, xb, tb):
         """Mean loss of a device batch, with its gradient left in the flat device buffer ``grads``
