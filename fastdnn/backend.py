@@ -11,14 +11,14 @@ callbacks, ``get_weights``, saving and the divergence snapshot see the weights a
 
 import importlib
 import os
-import types
 
 import numpy as np
 
 from fastdnn import config
 
 DEVICES = ("cpu", "cuda")
-_FAMILIES = ("activation", "dense", "loss", "optim", "data")
+#: The kernel modules of each family (``fastdnn/kernels/cpu/<name>.py`` and its CUDA twin).
+FAMILIES = ("activation", "dense", "loss", "optim", "data", "conv", "pool", "recurrent", "embedding", "dropout", "normalization")
 
 
 
@@ -56,11 +56,25 @@ def check_device(device, name="device"):
     return device
 
 
+class _KernelFamily:
+    """The modules of one kernel package as attributes, each imported on first use (so that a
+    model compiles only the kernels of the layers it has)."""
+
+    def __init__(self, package):
+        self._package = package
+
+    def __getattr__(self, family):
+        if family not in FAMILIES:
+            raise AttributeError(f"no kernel module {family!r}; expected one of {FAMILIES}")
+        module = importlib.import_module(f"{self._package}.{family}")
+        setattr(self, family, module)
+        return module
+
+
 def kernels(device):
-    """The kernel family of ``device``: a namespace of modules ``activation``, ``dense``, ``loss``, ``optim``, ``data``."""
+    """The kernel family of ``device``: its modules (`FAMILIES`) as attributes, imported on first use."""
     check_device(device)
-    package = "fastdnn.kernels.cpu" if device == "cpu" else "fastdnn.kernels.cuda"
-    return types.SimpleNamespace(**{family: importlib.import_module(f"{package}.{family}") for family in _FAMILIES})
+    return _KernelFamily("fastdnn.kernels.cpu" if device == "cpu" else "fastdnn.kernels.cuda")
 
 
 def to_device(array, device):

@@ -11,6 +11,7 @@ simulator, at small shapes).
 """
 
 import dataclasses
+import itertools
 import time
 
 import numpy as np
@@ -155,6 +156,18 @@ def _cases(rng, dtype, n, d, k):
     yield "all_finite[nan]", "data", "all_finite", [broken], []
 
 
+def _family_cases(rng, dtype, n, d, k):
+    """The cases of the ``verify/agreement_<family>.py`` modules (layer kernels beyond the core
+    families), each a ``cases(rng, dtype, n, d, k)`` generator in the format of `_cases`."""
+    import importlib
+    import pkgutil
+
+    import verify
+
+    for module in sorted(m.name for m in pkgutil.iter_modules(verify.__path__) if m.name.startswith("agreement_")):
+        yield from importlib.import_module(f"verify.{module}").cases(rng, dtype, n, d, k)
+
+
 def _gemm_cases(rng, dtype, n, d, k):
     for trans_a in (False, True):
         for trans_b in (False, True):
@@ -176,7 +189,7 @@ def run(shapes=(5, 7, 6), dtypes=("float64", "float32"), seed=0, only=None):
     n, d, k = shapes
     for dtype in dtypes:
         rng = np.random.default_rng(seed)
-        for name, family, function, args, outputs in _cases(rng, dtype, n, d, k):
+        for name, family, function, args, outputs in itertools.chain(_cases(rng, dtype, n, d, k), _family_cases(rng, dtype, n, d, k)):
             if only and only not in name:
                 continue
             cpu_fn = getattr(getattr(cpu, family), function)
