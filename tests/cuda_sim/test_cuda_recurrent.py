@@ -1,0 +1,140 @@
+"""SimpleRNN, LSTM and GRU on the simulated device: kernels against their CPU twins, float32 tanh and
+sigmoid bit for bit with the CPU's rational forms, training equal to the CPU, gradients by finite
+differences through the CUDA kernels."""
+
+import numpy as np
+import pytest
+from numba import cuda  # a module global: the simulator swaps it inside kernels
+
+import fastdnn as fd
+from verify import agreement
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("function", ["simple_rnn", "lstm", "gru"])
+def test_recurrent_kernels_agree_with_their_cpu_twins(function, dtype):
+    results, _ = agreement.run(dtypes=(dtype,), only=f"{function}_")
+    failed = [r for r in results if not r.passed]
+    assert not failed, agreement.table(failed)
+    assert len(results) == 6  # three variants, forward and backward
+    assert {r.kernel.split("[")[0] for r in results} == {f"{function}_forward", f"{function}_backward"}
+
+
+def test_float32_tanh_and_sigmoid_are_the_cpu_rational_forms_and_exact_in_float64():
+    import numba
+
+    from fastdnn.kernels.cpu import recurrent as cpu
+    from fastdnn.kernels.cuda import recurrent as gpu
+
+    @cuda.jit
+    def on_device(z, t, s):
+        for i in range(cuda.grid(1), z.shape[0], cuda.gridsize(1)):
+            t[i] = gpu.fast_tanh(z[i])
+            s[i] = gpu.fast_sigmoid(z[i])
+
+    @numba.njit
+    def on_cpu(z, t, s):
+        for i in range(z.shape[0]):
+            t[i] = cpu.fast_tanh(z[i])
+            s[i] = cpu.fast_sigmoid(z[i])
+
+    z = np.concatenate([np.linspace(-9, 9, 37), [0.3, 1e-30, -1e-8, 20.0, -20.0, np.nan]])
+    for dtype, ulps in ((np.float32, 2e-7), (np.float64, 1e-15)):
+        zd = z.astype(dtype)
+        expected = np.empty((2, z.size), dtype)
+        received = cuda.to_device(np.empty((2, z.size), dtype))
+        on_cpu(zd, expected[0], expected[1])
+        on_device[2, 8](cuda.to_device(zd), received[0], received[1])
+        received = received.copy_to_host()
+        np.testing.assert_allclose(received[:, :-1], expected[:, :-1], rtol=ulps, atol=ulps)
+        assert np.isnan(received[:, -1]).all()
+    # float32 is the rational form, not tanh: it differs from the exact value in the last bits
+    exact = np.tanh(z[:-1].astype(np.float32).astype(np.float64)).astype(np.float32)
+    assert np.any(received[0, :-1] != exact) or dtype is np.float64
+
+
+def _pair(layers, **compile_kwargs):
+    models = []
+    for device in ("cpu", "cuda"):
+        fd.set_seed(3)
+        model = fd.Sequential(layers())
+        model.compile(device=device, **compile_kwargs)
+        models.append(model)
+    return models
+
+
+def _fit_both(models, x, y, **fit_kwargs):
+    histories = []
+    for model in models:
+        fd.set_seed(11)  # the same shuffling order for both
+        histories.append(model.fit(x, y, verbose=0, **fit_kwargs).history)
+    return histories
+
+
+def _assert_same(models, histories, tol=2e-5):
+    cpu, gpu = models
+    for key in histories[0]:
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=tol, atol=tol, err_msg=key)
+    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
+        assert isinstance(b, np.ndarray)
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
+
+
+def _sequences(n=9, steps=3, features=2, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, steps, features)).astype(np.float32), rng.integers(0, classes, size=n)
+
+
+def test_lstm_model_trains_on_the_device_like_on_the_cpu():
+    x, y = _sequences()
+
+    def layers():
+        return [fd.layers.LSTM(4, input_shape=(3, 2)), fd.layers.Dense(3, activation="softmax")]
+
+    models = _pair(layers, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    histories = _fit_both(models, x, y, batch_size=4, epochs=2)  # batches of 4, 4, 1: a short last batch
+    _assert_same(models, histories)
+    cpu, gpu = models
+    np.testing.assert_allclose(gpu.predict(x, batch_size=5), cpu.predict(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gpu.evaluate(x, y), cpu.evaluate(x, y), rtol=1e-5)
+
+
+def test_stacked_gru_and_simple_rnn_train_on_the_device_like_on_the_cpu():
+    # the GRU is first (no input gradient), the SimpleRNN after it passes dL/dx back through the kernels
+    x, y = _sequences(n=6, seed=1)
+
+    def layers():
+        return [
+            fd.layers.GRU(3, return_sequences=True, input_shape=(3, 2)),
+            fd.layers.SimpleRNN(3, activation="relu"),
+            fd.layers.Dense(3, activation="softmax"),
+        ]
+
+    models = _pair(layers, optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    assert [layer.compute_input_grad for layer in models[1].layers] == [False, True, True]
+    _assert_same(models, _fit_both(models, x, y, batch_size=3, epochs=2))
+    cpu, gpu = models
+    np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_finite_differences_through_the_recurrent_cuda_kernels():
+    from verify.cases import model_case
+    from verify.gradcheck import check_random
+
+    rng = np.random.default_rng(2)
+    fd.set_seed(5)
+    fd.config.set_floatx("float64")
+    try:
+        model = fd.Sequential([
+            fd.layers.GRU(3, return_sequences=True, input_shape=(3, 2), name="gru"),
+            fd.layers.LSTM(3, recurrent_activation="tanh", name="lstm"),
+            fd.layers.Dense(2, activation="softmax", name="out"),
+        ])
+        model.compile(optimizer=fd.optimizers.SGD(learning_rate=0.0), loss="sparse_categorical_crossentropy", device="cuda")
+    finally:
+        fd.config.set_floatx("float32")
+    for layer in model.layers[:2]:  # away from zero biases, so that every term matters
+        layer.params["b"][...] = rng.normal(0.0, 0.5, layer.params["b"].shape)
+    case = model_case("model:GRU|LSTM|softmax on the device", model, rng.normal(size=(3, 3, 2)), rng.integers(0, 2, 3))
+    results = check_random(case, rng, directions=1)  # one direction per parameter: the simulator is slow
+    assert len(results) == 8 and all(r.passed for r in results), [r.failure_report() for r in results if not r.passed]
