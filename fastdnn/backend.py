@@ -245,7 +245,7 @@ class CudaEngine:
             free, _ = self._cuda.current_context().get_memory_info()
         except Exception:  # the simulator has no memory info
             return True
-        return nbytes <= free // 2
+        return nbytes <= free / 2  # true division: the simulator reports free=inf, and inf // 2 is nan
 
     def _resident_data(self, flat_x, targets):
         """Device copies of the whole training set (cached while ``fit`` passes the same arrays), or None."""

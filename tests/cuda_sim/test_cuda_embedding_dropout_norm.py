@@ -1,0 +1,304 @@
+"""Embedding, Dropout and BatchNormalization on the (simulated) device.
+
+Kernel agreement with the CPU twins, whole models trained like on the CPU (Dropout's device masks
+differ from the CPU's, so that model is checked for training and determinism instead), moving
+statistics synchronized with the host, and float64 finite differences through the device kernels.
+"""
+
+import numpy as np
+import pytest
+
+import fastdnn as fd
+from fastdnn import config
+from verify import agreement, agreement_dropout, agreement_embedding, agreement_normalization
+
+# numba's simulator initializes xoroshiro128p states in object mode, with uint64 wrap-around warnings
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaWarning"),
+    pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning"),
+]
+
+
+def _cuda():
+    from numba import cuda
+
+    return cuda
+
+
+@pytest.fixture(autouse=True)
+def few_blocks(monkeypatch):
+    # the simulator runs every CUDA thread as a Python thread: cap the grids, so that the kernels'
+    # grid-stride loops do the work (and are exercised) with few threads
+    from fastdnn.kernels.cuda import _launch, normalization
+
+    monkeypatch.setattr(_launch, "MAX_BLOCKS", 4)
+    monkeypatch.setattr(normalization, "MAX_BLOCKS", 2)
+
+
+@pytest.fixture
+def few_states(monkeypatch):
+    # the simulator initializes each generator state in Python (about 70 ms each): few threads draw
+    from fastdnn.kernels.cuda import dropout
+
+    monkeypatch.setattr(dropout, "MAX_STATES", 8)
+
+
+# -- kernels against their CPU twins ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_kernels_agree_with_their_cpu_twins(dtype):
+    from fastdnn import backend
+
+    cpu, gpu = backend.kernels("cpu"), backend.kernels("cuda")
+    rng = np.random.default_rng(0)
+    results = []
+    for module in (agreement_embedding, agreement_dropout, agreement_normalization):
+        for name, family, function, args, outputs in module.cases(rng, dtype, 5, 7, 6):
+            cpu_fn = getattr(getattr(cpu, family), function)
+            gpu_fn = getattr(getattr(gpu, family), function)
+            results.append(agreement._compare(name, dtype, cpu_fn, gpu_fn, args, outputs, _cuda()))
+    failed = [r for r in results if not r.passed]
+    assert not failed, agreement.table(failed)
+    names = {r.kernel.split("[")[0] for r in results}
+    assert names == {
+        "embedding_forward", "embedding_backward", "dropout_forward", "dropout_backward", "batch_norm_train_forward",
+        "batch_norm_inference_forward", "batch_norm_frozen_forward", "batch_norm_backward",
+    }
+    assert len(results) == 31
+
+
+def test_batch_norm_reduction_with_many_features_and_tiles(monkeypatch):
+    # more features than one block's tile and a grid-stride over tiles: 40 features, 4 per tile, 2 blocks
+    from fastdnn.kernels.cpu import normalization as cpu_norm
+    from fastdnn.kernels.cuda import normalization as gpu_norm
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(9, 40))
+    args = [x, rng.normal(size=40), rng.normal(size=40), 1.0 / 9, 1e-3, 0.9, rng.normal(size=40), rng.uniform(0.5, 1, 40)]
+    args += [np.zeros(40), np.zeros(40), np.zeros((9, 40)), np.zeros((9, 40))]
+    result = agreement._compare("batch_norm_train_forward[tiles]", "float64", cpu_norm.batch_norm_train_forward,
+                                gpu_norm.batch_norm_train_forward, args, [6, 7, 8, 9, 10, 11], _cuda())
+    assert result.passed, agreement.table([result])
+
+
+# -- dropout's device randoms --------------------------------------------------------------------
+
+
+def test_device_dropout_masks_rate_scaling_and_backward(few_states):
+    from fastdnn.kernels.cuda import dropout
+
+    cuda = _cuda()
+    n, rate = 1000, 0.3
+    x = np.random.default_rng(0).uniform(0.5, 1.5, n).astype(np.float32)
+    states = dropout.random_states(n, seed=123)  # 8 threads (few_states), each drawing 125 numbers
+    u = cuda.device_array(n, np.float32)
+    dropout.fill_uniform(states, u)
+    draws = u.copy_to_host()
+    assert draws.min() >= 0.0 and draws.max() < 1.0 and abs(draws.mean() - 0.5) < 0.04  # 4 standard deviations
+    y = cuda.device_array(n, np.float32)
+    scale = np.float32(1 / (1 - rate))
+    dropout.dropout_forward(cuda.to_device(x), u, np.float32(rate), scale, y)
+    mask, out = u.copy_to_host(), y.copy_to_host()
+    dropped = mask == 0
+    assert abs(dropped.mean() - rate) < 0.06  # 4 binomial standard deviations
+    np.testing.assert_array_equal(mask[~dropped], scale)  # inverted dropout: kept inputs scaled
+    np.testing.assert_array_equal(out, x * mask)
+    np.testing.assert_array_equal(dropped, draws < rate)
+    g = np.random.default_rng(1).normal(size=n).astype(np.float32)
+    dX = cuda.device_array(n, np.float32)
+    dropout.dropout_backward(cuda.to_device(g), u, dX)
+    np.testing.assert_array_equal(dX.copy_to_host(), g * mask)  # the forward's mask
+    few = cuda.device_array(16, np.float32)
+    dropout.fill_uniform(states, few)  # the states advanced: new draws
+    assert not np.array_equal(few.copy_to_host(), draws[:16])
+    dropout.fill_uniform(dropout.random_states(n, seed=123), few)
+    np.testing.assert_array_equal(few.copy_to_host(), draws[:16])  # the same seed, the same draws
+    u64 = cuda.device_array(200, np.float64)
+    dropout.fill_uniform(dropout.random_states(200, seed=5), u64)
+    assert 0.0 <= u64.copy_to_host().min() and u64.copy_to_host().max() < 1.0
+
+
+def _dropout_model(device, seed=None):
+    model = fd.Sequential([
+        fd.layers.Dense(8, activation="relu", input_shape=(4,)),
+        fd.layers.Dropout(0.25, seed=seed),
+        fd.layers.Dense(2, activation="softmax"),
+    ])
+    model.compile(optimizer=fd.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy", device=device)
+    return model
+
+
+def test_dropout_model_trains_on_the_device_reproducibly(few_states):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)  # an easy task
+    runs = []
+    for epochs in (4, 2):
+        fd.set_seed(5)
+        model = _dropout_model("cuda")
+        runs.append((model, model.fit(x, y, batch_size=32, epochs=epochs, verbose=0).history["loss"]))
+    (model, losses), (_, twin_losses) = runs
+    assert np.all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0]
+    # seeded: the same device masks, so the same losses (the second epoch's depends on the first step too)
+    np.testing.assert_array_equal(twin_losses, losses[:2])
+    first = model.predict(x)
+    np.testing.assert_array_equal(model.predict(x), first)  # inference is the identity: deterministic
+    cpu = _dropout_model("cpu")
+    cpu.set_weights(model.get_weights())
+    np.testing.assert_allclose(first, cpu.predict(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.evaluate(x, y), cpu.evaluate(x, y), rtol=1e-5)
+
+
+def test_a_seeded_dropout_layer_owns_its_device_stream(few_states):
+    x = np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32)
+    y = np.zeros(8, np.int64)
+    weights = []
+    for global_seed in (1, 2, 2):
+        fd.set_seed(3)
+        model = _dropout_model("cuda", seed=7 if global_seed == 1 else 8)
+        fd.set_seed(global_seed)
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        weights.append(model.get_weights()[0])
+    np.testing.assert_array_equal(weights[1], weights[2])
+    assert not np.array_equal(weights[0], weights[1])  # another layer seed, another mask
+
+
+def test_dropout_handler_is_the_identity_in_inference_and_passes_gradients_through_at_rate_0():
+    from fastdnn import backend
+
+    cuda = _cuda()
+    model = fd.Sequential([fd.layers.Dense(3, input_shape=(4,)), fd.layers.Dropout(0.0), fd.layers.Dropout(0.5)])
+    model.compile(optimizer="sgd", loss="mse", device="cuda")
+    engine = backend.engine_for(model)
+    x = cuda.to_device(np.ones((2, 3), np.float32))
+    for handler in engine.handlers[1:]:
+        assert handler.forward(x, {}, training=False) is x
+    assert engine.handlers[1].forward(x, {}, training=True) is x  # rate 0: nothing to drop
+    assert engine.handlers[1].backward(x, {}, {}, False) is x
+
+
+# -- whole models against the CPU ----------------------------------------------------------------
+
+
+def _pair(layers, **compile_kwargs):
+    models = []
+    for device in ("cpu", "cuda"):
+        fd.set_seed(3)
+        model = fd.Sequential(layers())
+        model.compile(device=device, **compile_kwargs)
+        models.append(model)
+    return models
+
+
+def _fit_both(models, x, y, **fit_kwargs):
+    histories = []
+    for model in models:
+        fd.set_seed(11)  # the same shuffling order for both
+        histories.append(model.fit(x, y, verbose=0, **fit_kwargs).history)
+    return histories
+
+
+def _assert_same(models, histories, tol=2e-5):
+    cpu, gpu = models
+    for key in histories[0]:
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=tol, atol=tol, err_msg=key)
+    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
+        assert isinstance(b, np.ndarray)
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
+
+
+def _embedding_model():
+    return [fd.layers.Embedding(7, 3, input_shape=(4,)), fd.layers.Flatten(), fd.layers.Dense(3, activation="softmax")]
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["resident", "streamed"])
+def test_embedding_model_trains_on_the_device_like_on_the_cpu(monkeypatch, streamed):
+    if streamed:  # the host gathers each batch: the indices must stay integers on that path too
+        monkeypatch.setattr(config, "CUDA_RESIDENT_BYTES", 0, raising=False)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 7, size=(24, 4)).astype(np.int32)  # validated into int64 by the model
+    y = x[:, 0] % 3
+    models = _pair(_embedding_model, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    histories = _fit_both(models, x, y, batch_size=8, epochs=2, validation_split=0.25)
+    _assert_same(models, histories)
+    cpu, gpu = models
+    assert (gpu._cuda._resident is None) == streamed
+    np.testing.assert_allclose(gpu.predict(x, batch_size=10), cpu.predict(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gpu.evaluate(x, y), cpu.evaluate(x, y), rtol=1e-5)
+    with pytest.raises(ValueError, match="indices for Embedding"):
+        gpu.predict(np.full((2, 4), 7))
+
+
+def _batch_norm_model(**bn_kwargs):
+    def layers():
+        return [
+            fd.layers.Dense(5, activation="tanh", input_shape=(6,)),
+            fd.layers.BatchNormalization(momentum=0.8, **bn_kwargs),
+            fd.layers.Dense(3, activation="softmax"),
+        ]
+
+    return layers
+
+
+@pytest.mark.parametrize(
+    "bn_kwargs", [{}, {"scale": False, "center": False}, {"trainable": False}], ids=["affine", "plain", "frozen"]
+)
+def test_batch_norm_model_trains_on_the_device_like_on_the_cpu(bn_kwargs):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(24, 6)) * 2 + 1).astype(np.float32)
+    y = rng.integers(0, 3, size=24)
+    metrics = ["accuracy"] if not bn_kwargs else []
+    models = _pair(_batch_norm_model(**bn_kwargs), optimizer="adam", loss="sparse_categorical_crossentropy", metrics=metrics)
+    cpu, gpu = models
+    if bn_kwargs.get("trainable") is False:  # frozen: moving statistics away from (0, 1) to be used
+        for model in models:
+            model.layers[1].set_weights([np.ones(5), np.zeros(5), np.linspace(-1, 1, 5), np.linspace(0.5, 2, 5)])
+    more = {"epochs": 2, "validation_split": 0.25} if not bn_kwargs else {"epochs": 1}
+    histories = _fit_both(models, x, y, batch_size=8, **more)
+    _assert_same(models, histories)  # get_weights includes the moving statistics
+    for name in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(gpu.layers[1].state[name], cpu.layers[1].state[name], rtol=2e-5, atol=2e-5)
+    if bn_kwargs.get("trainable") is False:
+        np.testing.assert_array_equal(gpu.layers[1].state["moving_mean"], np.linspace(-1, 1, 5).astype(np.float32))
+    else:
+        assert not np.allclose(gpu.layers[1].state["moving_mean"], 0)  # updated on the device, pulled back
+    np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gpu.evaluate(x, y), cpu.evaluate(x, y), rtol=1e-5)
+
+
+def test_moving_statistics_set_on_the_host_reach_the_device():
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    cpu, gpu = _pair(_batch_norm_model(), optimizer="sgd", loss="sparse_categorical_crossentropy")
+    gpu.predict(x)
+    for model in (cpu, gpu):
+        model.layers[1].set_weights([np.ones(5), np.ones(5), np.full(5, 0.5), np.full(5, 4.0)])
+    np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), rtol=1e-5, atol=1e-6)
+
+
+# -- finite differences on the device ------------------------------------------------------------
+
+
+def test_finite_differences_through_embedding_and_batch_norm_on_the_device():
+    from verify.cases import model_case
+    from verify.gradcheck import check_random
+
+    fd.set_seed(0)
+    fd.config.set_floatx("float64")
+    try:
+        model = fd.Sequential([
+            fd.layers.Embedding(5, 3, input_shape=(3,)),
+            fd.layers.Flatten(),
+            fd.layers.BatchNormalization(),
+            fd.layers.Dense(3, activation="softmax"),
+        ])
+        model.compile(optimizer=fd.optimizers.SGD(learning_rate=0.0), loss="sparse_categorical_crossentropy", device="cuda")
+    finally:
+        fd.config.set_floatx("float32")
+    rng = np.random.default_rng(1)
+    x = np.array([[0, 1, 1], [2, 4, 1], [3, 0, 0], [1, 1, 2]])  # repeated indices: the scatter adds
+    case = model_case("model:embedding|flatten|batchnorm|softmax + sparse CE", model, x, rng.integers(0, 3, 4))
+    # the Dense parameters are checked by the CUDA model cases already; the simulator is slow
+    case.arguments = {name: value for name, value in case.arguments.items() if not name.startswith("dense")}
+    results = check_random(case, rng, directions=1)
+    assert len(results) == 3 and all(r.passed for r in results), [r.failure_report() for r in results if not r.passed]
