@@ -10,11 +10,12 @@ output gradient of the step, and the GRU's carried ``dh z`` term, to the ``dh`` 
 gemm left) and one gemm for ``dL/dh_{t-1}``; at the end one gemm each for ``dU``, ``dW`` and ``dX``,
 and column sums for the biases.
 
-Activations: tanh and sigmoid go through `fast_tanh` / `fast_sigmoid`, which are, as on the CPU,
-Eigen's rational tanh in float32 (the same constants, the same Horner order, all in float32) and
-exact in float64; other codes use ``activation.forward_scalar`` and ``derivative_scalar``. Like their
-CPU twins they are Python functions overloaded per argument type for the compiled CUDA target; under
-the simulator, where kernels run as Python, the float32 choice is made on the NumPy scalar type.
+Activations: tanh and sigmoid go through `fast_tanh` / `fast_sigmoid`, which are, as on the CPU, in
+float32 Eigen's rational tanh (the same constants, the same Horner order, all in float32) and the
+overflow-free select form of the sigmoid in float32 arithmetic, and exact in float64; other codes use
+``activation.forward_scalar`` and ``derivative_scalar``. Like their CPU twins they are Python
+functions overloaded per argument type for the compiled CUDA target; under the simulator, where
+kernels run as Python, the float32 choice is made on the NumPy scalar type.
 """
 
 import math
@@ -23,30 +24,24 @@ import numpy as np
 from numba import cuda
 
 from fastdnn.backend import simulating
-from fastdnn.kernels.cpu.recurrent import (  # the CPU's constants, so that both evaluate one formula
-    _A1,
-    _A3,
-    _A5,
-    _A7,
-    _A9,
-    _A11,
-    _A13,
-    _B0,
-    _B2,
-    _B4,
-    _B6,
-    _TANH_CLAMP,
-)
 from fastdnn.kernels.cuda._launch import block, grid
 from fastdnn.kernels.cuda.activation import SIGMOID, TANH, derivative_scalar, forward_scalar
 from fastdnn.kernels.cuda.dense import column_sums, gemm
 
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
-_HALF = np.float32(0.5)
 
 
 # -- activations: fast in float32, exact in float64 -------------------------------------------------
+
+# Eigen's generic_fast_tanh_float, with the CPU's constants: an odd degree-13 over even degree-6
+# polynomial on [-c, c], within 3e-7 of tanh.
+_TANH_CLAMP = np.float32(7.90531110763549805)
+_A1, _A3, _A5, _A7 = (np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04),
+                      np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08))
+_A9, _A11, _A13 = np.float32(-8.60467152213735e-11), np.float32(2.00018790482477e-13), np.float32(-2.76076847742355e-16)
+_B0, _B2, _B4, _B6 = (np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03),
+                      np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06))
 
 
 def _tanh_rational(z):
@@ -75,8 +70,12 @@ def _sigmoid_exact(z):
     return e / (1.0 + e)
 
 
-def _sigmoid_rational(z):
-    return _HALF + _HALF * _tanh_rational(_HALF * z)
+def _sigmoid32(z):
+    # The CPU's float32 form: e^-|z| never overflows, a select picks the side. The CPU evaluates
+    # e^x by a polynomial (for vectorization; within 1 ulp of exp), the GPU by its expf.
+    e = np.float32(math.exp(-abs(z)))
+    s = _ONE / (_ONE + e)
+    return s if z >= _ZERO else e * s
 
 
 def _tanh_exact(z):
@@ -89,8 +88,8 @@ def fast_tanh(z):
 
 
 def fast_sigmoid(z):
-    """``1 / (1 + e^-z)``: ``(1 + tanh(z / 2)) / 2`` with the rational tanh for float32, exact otherwise."""
-    return _sigmoid_rational(z) if isinstance(z, np.float32) else _sigmoid_exact(z)
+    """``1 / (1 + e^-z)`` without overflow, in float32 arithmetic for float32 (as the CPU's fast form)."""
+    return _sigmoid32(z) if isinstance(z, np.float32) else _sigmoid_exact(z)
 
 
 if not simulating():
@@ -106,7 +105,7 @@ if not simulating():
 
     @overload(fast_sigmoid, target="cuda")
     def _fast_sigmoid_cuda(z):
-        return _sigmoid_rational if _is_float32(z) else _sigmoid_exact
+        return _sigmoid32 if _is_float32(z) else _sigmoid_exact
 
 
 @cuda.jit(device=True)
