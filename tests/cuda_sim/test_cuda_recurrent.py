@@ -1,15 +1,16 @@
 """SimpleRNN, LSTM and GRU on the simulated device: kernels against their CPU twins, float32 tanh and
-sigmoid bit for bit with the CPU's rational forms, training equal to the CPU, gradients by finite
-differences through the CUDA kernels."""
+sigmoid as the CPU's fast forms, training equal to the CPU, gradients by finite differences through
+the CUDA kernels, and the float32 overloads compiled for a real GPU (PTX, where NVVM is installed)."""
 
 import math
 
 import numpy as np
 import pytest
-from numba import cuda  # a module global: the simulator swaps it inside kernels
 
 import fastdnn as fd
 from verify import agreement
+
+cuda = pytest.importorskip("numba.cuda")  # a module global: the simulator swaps it inside kernels
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -155,3 +156,52 @@ def test_finite_differences_through_the_recurrent_cuda_kernels():
                         forward=per_layer.forward, backward=backward)
     results = check_random(case, rng, directions=1)
     assert len(results) == 1 and results[0].passed, results[0].failure_report()
+
+
+_PTX_SCRIPT = """
+import sys, types
+import numba.cuda.dispatcher as dispatcher
+from numba import cuda
+
+# No GPU here: type device functions for a fixed compute capability instead of the current device's.
+dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(8, 0))
+
+def trivial(a):
+    a[0] = 1.0
+
+try:
+    cuda.compile_ptx(trivial, "void(float32[::1])", cc=(8, 0))
+except Exception as error:
+    print("no NVVM:", type(error).__name__, error)
+    sys.exit(3)
+
+from fastdnn.kernels.cuda import recurrent
+
+def apply(z, out):
+    i = cuda.grid(1)
+    if i < z.shape[0]:
+        out[i] = recurrent.fast_tanh(z[i]) + recurrent.fast_sigmoid(z[i])
+
+for dtype in ("float32", "float64"):
+    ptx, _ = cuda.compile_ptx(apply, f"void({dtype}[::1], {dtype}[::1])", cc=(8, 0))
+    print(dtype, "f64" if ".f64" in ptx else "f32 only")
+step = recurrent._lstm_step.py_func
+a2, a1 = "float32[:, ::1]", "float32[::1]"
+cuda.compile_ptx(step, f"void({a2}, {a1}, boolean, {a2}, boolean, {a2}, {a2}, {a2}, {a2}, int64, float32, int64, float32)", cc=(8, 0))
+print("lstm step compiled")
+"""
+
+
+def test_the_fast_forms_compile_for_a_real_gpu_in_float32_arithmetic():
+    # The simulator runs the Python bodies; this compiles the overloads that a GPU runs (to PTX,
+    # without a GPU), in a process without the simulator.
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
+    result = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    if result.returncode == 3:
+        pytest.skip(result.stdout.strip())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[:3] == ["float32 f32 only", "float64 f64", "lstm step compiled"], result.stdout
