@@ -42,7 +42,11 @@ def inverse_counts(shape, geometry, out, dtype):
 
 
 def cases(rng, dtype, n, d, k):
-    """Yield ``(name, family, function, args, output positions)`` as `verify.agreement._cases` does."""
+    """Yield ``(name, family, function, args, output positions)`` as `verify.agreement._cases` does.
+
+    The shapes are fixed per geometry and small (the simulator runs every CUDA thread as a Python
+    thread), so ``n``, ``d`` and ``k`` are not used.
+    """
     from fastdnn.kernels.cpu import pool
 
     def arr(*shape):
