@@ -230,6 +230,23 @@ def test_embedding_model_trains_on_the_device_like_on_the_cpu(monkeypatch, strea
         gpu.predict(np.full((2, 4), 7))
 
 
+def test_embedding_handler_converts_other_integer_indices_and_refuses_floats():
+    from fastdnn import backend
+
+    cuda = _cuda()
+    fd.set_seed(0)
+    model = fd.Sequential(_embedding_model())
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", device="cuda")
+    engine = backend.engine_for(model)
+    engine.push_params()
+    handler, (params, _, _) = engine.handlers[0], engine.views[0]
+    index = np.array([[0, 6, 2, 2]], np.int32)
+    out = handler.forward(cuda.to_device(index), params, training=False).copy_to_host()
+    np.testing.assert_array_equal(out, model.layers[0].params["embeddings"][index])
+    with pytest.raises(TypeError, match="integer indices"):
+        handler.forward(cuda.to_device(index.astype(np.float32)), params, training=False)
+
+
 def _batch_norm_model(**bn_kwargs):
     def layers():
         return [
