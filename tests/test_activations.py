@@ -105,3 +105,46 @@ def test_aliases_resolve():
     assert fd.activations.get("swish") is fd.activations.silu
     assert fd.activations.get(None) is fd.activations.linear
     assert fd.activations.get({"name": "leaky_relu", "negative_slope": 0.3}).alpha == 0.3
+
+
+def test_float32_exp_and_sigmoid_are_within_an_ulp_or_two_over_the_whole_range():
+    import numba
+
+    @numba.njit
+    def apply(z, e, s):
+        for i in range(z.shape[0]):
+            e[i] = kernels.fast_exp_scalar(z[i])
+            s[i] = kernels.fast_sigmoid_scalar(z[i])
+
+    z = np.concatenate([np.linspace(-87, 88, 400001), [0.0, 1e-30, -1e-8, 100.0, -100.0, np.inf, -np.inf, np.nan]]).astype(np.float32)
+    e, s = np.empty_like(z), np.empty_like(z)
+    apply(z, e, s)
+    exact = z.astype(np.float64)
+    finite = slice(0, -5)
+    # relative accuracy everywhere, the far tails of the sigmoid included (not just absolute)
+    np.testing.assert_allclose(e[finite], np.exp(exact[finite]), rtol=2.5e-7)
+    np.testing.assert_allclose(s[finite], reference.sigmoid(exact[finite]), rtol=2.5e-7)
+    assert e[-5] == np.inf and e[-4] == 0.0 and e[-3] == np.inf and e[-2] == 0.0  # 100, -100, inf, -inf
+    assert s[-5] == 1.0 and s[-4] < 1e-43 and s[-3] == 1.0 and s[-2] == 0.0
+    assert np.isnan(e[-1]) and np.isnan(s[-1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_in_place_kernels_equal_out_of_place(name, rng):
+    # y is z (and dL/dz is dL/dy) takes loops of its own: they must compute the same thing
+    function = fd.activations.get(name)
+    for dtype in (np.float32, np.float64):
+        z = rng.normal(scale=3.0, size=(7, 13)).astype(dtype)
+        alpha = function.alpha_as(dtype)
+        y = np.empty_like(z)
+        kernels.activation_forward(function.code, z, alpha, y)
+        in_place = z.copy()
+        kernels.activation_forward(function.code, in_place, alpha, in_place)
+        # softmax's row sum may be reassociated differently: equal to rounding there, exactly elsewhere
+        tol = 4 * np.finfo(dtype).eps if name == "softmax" else 0
+        np.testing.assert_allclose(in_place, y, rtol=tol, atol=0)
+        g = rng.normal(size=z.shape).astype(dtype)
+        dz = np.empty_like(z)
+        kernels.activation_backward(function.code, z, y, g, alpha, dz)
+        kernels.activation_backward(function.code, z, y, g, alpha, g)
+        np.testing.assert_allclose(g, dz, rtol=tol, atol=tol)

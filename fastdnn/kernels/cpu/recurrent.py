@@ -16,9 +16,10 @@ Activations are kernel codes (see ``activation``) whose derivative follows from 
 (linear, sigmoid, tanh, relu, leaky relu, softplus): ``f'`` is evaluated from ``y = f(z)``. The
 elementwise work of a step is an inlined helper called with the default codes (tanh, sigmoid) as
 constants, so that the branches on the code fold away and the loop vectorizes, or with the codes of
-the layer otherwise. In float32, tanh and sigmoid are a rational approximation (Eigen's, the one
-XLA uses on CPUs: within 3e-7 of tanh, vectorizable), since libm's ``tanhf`` is a call per element
-that costs more than the recurrent product itself; in float64 they are exact.
+the layer otherwise. In float32, tanh is a rational approximation (Eigen's, the one XLA uses on
+CPUs: within 3e-7 of tanh, vectorizable) and sigmoid goes through a polynomial exp (see
+``activation``), since libm's ``tanhf`` is a call per element that costs more than the recurrent
+product itself; in float64 they are exact.
 
 Equations (Keras 3; ``f`` the activation, ``s`` the recurrent activation, ``*`` elementwise):
 
@@ -36,69 +37,26 @@ Equations (Keras 3; ``f`` the activation, ``s`` the recurrent activation, ``*`` 
       h_t = z * h_{t-1} + (1 - z) * hh
 """
 
-import math
-
 import numpy as np
-from numba.core import types
-from numba.extending import overload
 
-from fastdnn.kernels.cpu.activation import SIGMOID, TANH, derivative_scalar, forward_scalar, sigmoid_scalar
+from fastdnn.kernels.cpu.activation import (
+    SIGMOID,
+    TANH,
+    derivative_scalar,
+    fast_sigmoid_scalar,
+    fast_tanh_scalar,
+    forward_scalar,
+)
 from fastdnn.kernels.jit import jit
 
 _ONE = np.float32(1.0)
-_HALF = np.float32(0.5)
 
 
 # -- activations: fast in float32, exact in float64 -------------------------------------------------
 
-# Eigen's generic_fast_tanh_float: an odd degree-13 over even degree-6 polynomial, on [-c, c].
-_TANH_CLAMP = np.float32(7.90531110763549805)
-_A1, _A3, _A5, _A7 = (np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04),
-                      np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08))
-_A9, _A11, _A13 = np.float32(-8.60467152213735e-11), np.float32(2.00018790482477e-13), np.float32(-2.76076847742355e-16)
-_B0, _B2, _B4, _B6 = (np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03),
-                      np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06))
-
-
-@jit(inline="always")
-def _tanh_rational(z):
-    # Comparisons rather than min/max: a NaN fails both and propagates.
-    x = _TANH_CLAMP if z > _TANH_CLAMP else (-_TANH_CLAMP if z < -_TANH_CLAMP else z)
-    x2 = x * x
-    p = x2 * _A13 + _A11
-    p = x2 * p + _A9
-    p = x2 * p + _A7
-    p = x2 * p + _A5
-    p = x2 * p + _A3
-    p = x2 * p + _A1
-    q = x2 * _B6 + _B4
-    q = x2 * q + _B2
-    q = x2 * q + _B0
-    return x * p / q
-
-
-def fast_tanh(z):
-    """``tanh z``: the rational approximation for float32, ``math.tanh`` otherwise."""
-    return math.tanh(z)
-
-
-def fast_sigmoid(z):
-    """``1 / (1 + e^-z)``: ``(1 + tanh(z / 2)) / 2`` with the rational tanh for float32, exact otherwise."""
-    return sigmoid_scalar(z)
-
-
-@overload(fast_tanh)
-def _fast_tanh_overload(z):
-    if isinstance(z, types.Float) and z.bitwidth == 32:
-        return lambda z: _tanh_rational(z)
-    return lambda z: math.tanh(z)
-
-
-@overload(fast_sigmoid)
-def _fast_sigmoid_overload(z):
-    if isinstance(z, types.Float) and z.bitwidth == 32:
-        return lambda z: _HALF + _HALF * _tanh_rational(_HALF * z)
-    return lambda z: sigmoid_scalar(z)
+# In float32 these are the vectorizable forms of ``activation`` (rational tanh, polynomial exp).
+fast_tanh = fast_tanh_scalar
+fast_sigmoid = fast_sigmoid_scalar
 
 
 @jit(inline="always")
