@@ -247,15 +247,23 @@ class CudaEngine:
             return True
         return nbytes <= free / 2  # true division: the simulator reports free=inf, and inf // 2 is nan
 
-    def _resident_data(self, flat_x, targets):
-        """Device copies of the whole training set (cached while ``fit`` passes the same arrays), or None."""
-        if self._resident is not None and self._resident[0] is flat_x and self._resident[1] is targets:
+    def _resident_data(self, x, flat_x, targets):
+        """Device copies of the whole training set, or None when it does not fit.
+
+        Kept from epoch to epoch while ``fit`` passes the same ``x`` and ``targets`` objects, and
+        dropped when ``fit`` ends (`release_data`), so a later ``fit`` never sees stale values.
+        """
+        if self._resident is not None and self._resident[0] is x and self._resident[1] is targets:
             return self._resident[2:]
         self._resident = None
         if not self._fits(flat_x.nbytes + targets.nbytes):
             return None
-        self._resident = (flat_x, targets, self._cuda.to_device(flat_x), self._cuda.to_device(targets))
+        self._resident = (x, targets, self._cuda.to_device(flat_x), self._cuda.to_device(targets))
         return self._resident[2:]
+
+    def release_data(self):
+        """Free the device copy of the training set (the end of ``fit``)."""
+        self._resident = None
 
     # -- one pass ----------------------------------------------------------------------------------
 
@@ -320,7 +328,7 @@ class CudaEngine:
         order = random.generator().permutation(n) if shuffle else None
         flat_x = x.reshape(n, -1)
         self.push_params()
-        resident = self._resident_data(flat_x, targets)
+        resident = self._resident_data(x, flat_x, targets)
         rows = min(batch_size, n)
         if resident is not None and order is not None:
             d_order = self._cuda.to_device(order)

@@ -313,6 +313,8 @@ class Sequential:
         finally:
             # Also on Ctrl-C: files close, History keeps the finished epochs, the model keeps the
             # weights of its last completed step.
+            if self._cuda is not None:
+                self._cuda.release_data()
             hooks.on_train_end()
         return self.history
 

@@ -123,6 +123,28 @@ def test_data_too_large_for_the_device_is_streamed(monkeypatch):
     assert models[1]._cuda._resident is None
 
 
+def test_the_training_set_is_copied_once_per_fit_and_freed_after(monkeypatch):
+    from numba import cuda
+
+    x, y = _data(n=24)
+    (gpu,) = (m for m in _pair(_mlp, optimizer="sgd", loss="sparse_categorical_crossentropy") if m._device == "cuda")
+    copies, resident = [], []
+    real = cuda.to_device
+
+    def counting(array, *args, **kwargs):
+        if getattr(array, "ndim", 0) == 2 and array.shape[0] == 24:
+            copies.append(array.shape)
+        return real(array, *args, **kwargs)
+
+    monkeypatch.setattr(cuda, "to_device", counting)
+    watch = fd.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: resident.append(gpu._cuda._resident is not None))
+    gpu.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[watch])
+    assert copies == [(24, 6), (24, 1)]  # inputs and targets, once for the three epochs
+    assert resident == [True, True, True] and gpu._cuda._resident is None
+    gpu.fit(x * 0, y, batch_size=8, epochs=1, verbose=0)  # new values, new copy
+    assert len(copies) == 4
+
+
 def test_weights_set_on_the_host_reach_the_device():
     x, y = _data(n=8)
     cpu, gpu = _pair(_mlp, optimizer="sgd", loss="sparse_categorical_crossentropy")
@@ -131,9 +153,24 @@ def test_weights_set_on_the_host_reach_the_device():
     np.testing.assert_allclose(gpu.predict(x), 1.0 / 3.0, rtol=1e-6)
 
 
-def test_unsupported_layers_are_named():
-    model = fd.Sequential([fd.layers.Dense(4, input_shape=(6,)), fd.layers.Dropout(0.5), fd.layers.Dense(2)])
-    with pytest.raises(ValueError, match=r"device: 'cuda'.*Dropout"):
+def test_every_registered_layer_runs_on_the_device():
+    from fastdnn import device_layers
+    from fastdnn.layers.base import registry
+
+    classes = {registry.lookup(name).__name__ for name in registry.names()} - {"InputLayer"}
+    assert classes <= set(device_layers.supported_names()), classes - set(device_layers.supported_names())
+
+
+def test_a_layer_without_a_device_handler_is_named():
+    class Doubling(fd.layers.Layer):  # a user's own layer: CPU code only
+        def forward(self, x, training=False):
+            return 2 * x
+
+        def backward(self, dLdY):
+            return 2 * dLdY
+
+    model = fd.Sequential([fd.layers.Dense(4, input_shape=(6,)), Doubling(name="twice"), fd.layers.Dense(2)])
+    with pytest.raises(ValueError, match=r"device: 'cuda' runs .*; this model also has twice \(Doubling\); compile with device='cpu'"):
         model.compile(optimizer="sgd", loss="mse", device="cuda")
 
 
