@@ -179,22 +179,28 @@ def _global_max_forward(x, y):
         y[b, c] = m
 
 
-@cuda.jit
-def _global_max_backward(x, y, dLdY, pending, dX):
-    n, S, C = x.shape
-    for e in range(cuda.grid(1), n * C, cuda.gridsize(1)):
-        b = e // C
-        c = e - b * C
-        m = y[b, c]
-        left = dLdY[b, c]  # the CPU's pending[c] for this sample
-        for s in range(S):
-            if x[b, s, c] == m:
-                dX[b, s, c] = left
-                left = 0
-            else:
-                dX[b, s, c] = 0
-        if b == n - 1:
-            pending[c] = left  # what the CPU's serial loop over the samples leaves there
+@cached_factory
+def _global_max_backward_kernel(dtype):
+    zero = np.dtype(dtype).type(0)  # keeps the running value in the array dtype (a literal 0 would widen it)
+
+    @cuda.jit
+    def global_max_backward(x, y, dLdY, pending, dX):
+        n, S, C = x.shape
+        for e in range(cuda.grid(1), n * C, cuda.gridsize(1)):
+            b = e // C
+            c = e - b * C
+            m = y[b, c]
+            left = dLdY[b, c]  # the CPU's pending[c] for this sample
+            for s in range(S):
+                if x[b, s, c] == m:
+                    dX[b, s, c] = left
+                    left = zero
+                else:
+                    dX[b, s, c] = zero
+            if b == n - 1:
+                pending[c] = left  # what the CPU's serial loop over the samples leaves there
+
+    return global_max_backward
 
 
 @cached_factory
@@ -278,7 +284,7 @@ def global_max_backward(x, y, dLdY, pending, dX):
     """
     if dX.size == 0:
         return
-    _global_max_backward[grid(y.size), block()](x, y, dLdY, pending, dX)
+    _global_max_backward_kernel(_name(dX))[grid(y.size), block()](x, y, dLdY, pending, dX)
 
 
 def global_avg_forward(x, inv_count, y):
