@@ -223,19 +223,20 @@ def summary(results, seconds):
 
 
 def gradient_run(seed=0, only=None, mode=None):
-    """The end-to-end model gradient cases of ``verify.cases.model_cases``, compiled for ``device="cuda"``:
-    the loss gradient computed by the CUDA kernels against float64 central differences.
+    """The end-to-end model gradient cases of ``verify.cases.model_cases`` and ``layer_model_cases``
+    (every layer family), compiled for ``device="cuda"``: the loss gradient computed by the CUDA
+    kernels against float64 central differences.
 
     ``mode`` overrides each case's preferred mode (``"random"`` is far cheaper in the simulator).
     Returns ``(results, seconds)`` in the format of ``verify.run`` (``verify.report`` prints them).
     """
-    from verify.cases import model_cases
+    from verify.cases import layer_model_cases, model_cases
     from verify.gradcheck import check
 
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     results = []
-    for case, preferred in model_cases(rng, device="cuda"):
+    for case, preferred in itertools.chain(model_cases(rng, device="cuda"), layer_model_cases(rng, device="cuda")):
         if only and only not in case.op:
             continue
         results.extend(check(case, mode or preferred, rng))

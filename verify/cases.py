@@ -487,6 +487,44 @@ def model_cases(rng, device="cpu"):
         yield model_case(f"model:{label}", model, x, y), "full"
 
 
+def layer_model_cases(rng, device="cpu"):
+    """Small float64 models of every other layer family, checked end to end like `model_cases`
+    (on the device this puts each family's CUDA forward and backward under finite differences)."""
+    L = fd.layers
+    configs = [
+        ("Conv2D(relu, same, stride 2)|MaxPooling2D|Flatten|softmax + sparse CE", (5, 5, 2),
+         lambda: [L.Conv2D(3, 3, strides=2, padding="same", activation="relu"), L.MaxPooling2D(2, padding="same"),
+                  L.Flatten(), L.Dense(3, activation="softmax")], "sparse_categorical_crossentropy"),
+        ("Conv1D(tanh, causal, dilation 2)|AveragePooling1D|GlobalMaxPooling1D|linear + MSE", (7, 2),
+         lambda: [L.Conv1D(3, 2, padding="causal", dilation_rate=2, activation="tanh"), L.AveragePooling1D(2),
+                  L.GlobalMaxPooling1D(), L.Dense(2)], "mean_squared_error"),
+        ("Embedding|LSTM(sequences)|GRU|softmax + sparse CE", "tokens",
+         lambda: [L.Embedding(6, 3), L.LSTM(3, return_sequences=True), L.GRU(2), L.Dense(3, activation="softmax")],
+         "sparse_categorical_crossentropy"),
+        ("SimpleRNN|BatchNormalization|Dense(sigmoid) + BCE (fused)", (3, 2),
+         lambda: [L.SimpleRNN(4), L.BatchNormalization(), L.Dense(2, activation="sigmoid")], "binary_crossentropy"),
+    ]
+    for label, sample, layers, loss in configs:
+        fd.config.set_floatx("float64")
+        try:
+            built = layers()
+            for i, layer in enumerate(built):
+                layer.name = f"layer{i}"  # the same names in every call, whatever the counters say
+            model = fd.Sequential([L.Input((4,) if sample == "tokens" else sample), *built])
+            model.compile(optimizer=fd.optimizers.SGD(learning_rate=0.0), loss=loss, device=device)
+        finally:
+            fd.config.set_floatx("float32")
+        x = rng.integers(0, 6, (3, 4)) if sample == "tokens" else rng.normal(size=(3, *sample))
+        width = model.output_shape[-1]
+        if loss == "sparse_categorical_crossentropy":
+            y = rng.integers(0, width, 3)
+        elif loss == "binary_crossentropy":
+            y = rng.integers(0, 2, (3, width)).astype(FLOAT64)
+        else:
+            y = rng.normal(size=(3, width))
+        yield model_case(f"model:{label}", model, x, y), "random"
+
+
 def model_case(op, model, x, y):
     """A case whose arguments are every parameter of a compiled float64 ``model`` and whose output is
     its mean loss on ``(x, y)``; the analytical side is the model's own training backward pass
@@ -540,7 +578,7 @@ def gradient_cases(seed=0):
     """Every gradient case, with its preferred mode: ``[(GradientCase, "full" | "random"), ...]``."""
     rng = np.random.default_rng(seed)
     cases = []
-    for family in (activation_cases, loss_cases, layer_cases, model_cases):
+    for family in (activation_cases, loss_cases, layer_cases, model_cases, layer_model_cases):
         cases.extend(family(rng))
     return cases
 

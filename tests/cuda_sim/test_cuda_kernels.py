@@ -67,6 +67,25 @@ def test_model_gradients_through_the_cuda_kernels_match_the_cpu():
             np.testing.assert_allclose(received[name], expected[name], rtol=1e-9, atol=1e-12, err_msg=f"{cpu.op} {name}")
 
 
+def test_every_layer_family_gives_the_cpu_gradients_on_the_device():
+    # the CPU side is checked by finite differences in tests/test_verify.py (gradient_cases)
+    from verify.cases import layer_model_cases
+
+    import fastdnn as fd
+
+    fd.set_seed(0)
+    cpu_cases = list(layer_model_cases(np.random.default_rng(0)))
+    fd.set_seed(0)
+    gpu_cases = list(layer_model_cases(np.random.default_rng(0), device="cuda"))
+    assert len(cpu_cases) == len(gpu_cases) == 4
+    for (cpu, _), (gpu, _) in zip(cpu_cases, gpu_cases):
+        np.testing.assert_allclose(gpu.forward(), cpu.forward(), rtol=1e-12, err_msg=cpu.op)
+        expected, received = cpu.backward(1.0), gpu.backward(1.0)
+        assert expected.keys() == received.keys()
+        for name in expected:
+            np.testing.assert_allclose(received[name], expected[name], rtol=1e-9, atol=1e-12, err_msg=f"{cpu.op} {name}")
+
+
 def test_finite_differences_through_the_cuda_kernels():
     from verify.cases import model_cases
     from verify.gradcheck import check_random
