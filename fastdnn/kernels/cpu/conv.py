@@ -16,7 +16,8 @@ Backward::
 ``col2im`` scatter-adds each patch row back where im2col read it: an input element read by several
 patches (overlapping windows) collects the gradient of each.
 
-The patch matrix is a buffer the layer reuses (and keeps from forward to backward: it is the ``x``
+``conv_forward`` and ``conv_backward`` are plain functions around the compiled pieces, so that the
+products run in NumPy's BLAS (see ``dense``). The patch matrix is a buffer the layer reuses (and keeps from forward to backward: it is the ``x``
 of ``dL/dK``), so BLAS does the arithmetic and nothing is allocated per batch.
 """
 
@@ -125,7 +126,6 @@ def col2im(dcols, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX):
                                 df[dst + c] += cf[at + c]
 
 
-@jit
 def conv_forward(x, K, b, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, cols, z, y):
     """``z = im2col(x) K + b``, ``y = f(z)``; pass ``z`` and ``y`` as one array when ``z`` need not be kept.
 
@@ -139,11 +139,10 @@ def conv_forward(x, K, b, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left
     z, y : (n oh ow, F) outputs (an ``(n, oh, ow, F)`` array, row-major)
     """
     im2col(x, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, cols)
-    np.dot(cols, K, z)
+    np.matmul(cols, K, out=z)
     bias_activation(z, b, code, alpha, y)
 
 
-@jit
 def conv_backward(
     cols, K, z, y, dLdY, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dLdZ, dK, db, dcols, dX, compute_dx
 ):
@@ -157,9 +156,9 @@ def conv_backward(
     else:
         activation_backward(code, z, y, dLdY, alpha, dLdZ)
         g = dLdZ
-    np.dot(cols.T, g, dK)
+    np.matmul(cols.T, g, out=dK)
     if db.shape[0] > 0:
         column_sums(g, db)
     if compute_dx:
-        np.dot(g, K.T, dcols)
+        np.matmul(g, K.T, out=dcols)
         col2im(dcols, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX)

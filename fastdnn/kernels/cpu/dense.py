@@ -3,8 +3,13 @@
 Forward:   z = x W + b,  y = f(z)
 Backward:  dL/dz = dL/dy * f'(z),  dL/dW = x^T dL/dz,  dL/db = sum_rows dL/dz,  dL/dx = dL/dz W^T
 
-``np.dot(a, b, out)`` inside ``@njit`` calls the same BLAS gemm as NumPy (scipy's OpenBLAS), writing
-straight into the caller's buffer; transposed operands are passed as views, not copies.
+The products are ``np.matmul(a, b, out=...)`` called from Python, so that they run in NumPy's BLAS:
+NumPy and SciPy each carry an OpenBLAS, and ``np.dot`` inside ``@njit`` reaches SciPy's. An epoch of
+the 784-512-256-10 MLP at batch 1024 took 0.90-0.92 of the time with NumPy's (0.97 at batch 128), and
+one pool of BLAS threads serves every product of a model instead of two pools taking turns. So
+``dense_forward`` and ``dense_backward`` are plain functions around the compiled pieces (about 1 us
+each of Python per call); the products write straight into the caller's buffers, and transposed
+operands are passed as views, not copies.
 """
 
 import numpy as np
@@ -29,7 +34,6 @@ def bias_activation(z, b, code, alpha, y):
     activation_forward(code, z, alpha, y)
 
 
-@jit
 def dense_forward(x, W, b, code, alpha, z, y):
     """``z = x W + b`` and ``y = f(z)``. Pass ``z`` and ``y`` as one array when ``z`` need not be kept.
 
@@ -39,11 +43,10 @@ def dense_forward(x, W, b, code, alpha, z, y):
     code, alpha : activation code and slope (see ``activation``)
     z, y : (n, n_out) outputs
     """
-    np.dot(x, W, z)
+    np.matmul(x, W, out=z)
     bias_activation(z, b, code, alpha, y)
 
 
-@jit
 def dense_backward(x, W, z, y, dLdY, code, alpha, dLdZ, dW, db, dX, compute_dx):
     """Gradients of a Dense layer, written into ``dLdZ``, ``dW``, ``db`` (if non-empty), ``dX``.
 
@@ -56,11 +59,11 @@ def dense_backward(x, W, z, y, dLdY, code, alpha, dLdZ, dW, db, dX, compute_dx):
     else:
         activation_backward(code, z, y, dLdY, alpha, dLdZ)
         g = dLdZ
-    np.dot(x.T, g, dW)
+    np.matmul(x.T, g, out=dW)
     if db.shape[0] > 0:
         column_sums(g, db)
     if compute_dx:
-        np.dot(g, W.T, dX)
+        np.matmul(g, W.T, out=dX)
 
 
 @jit
