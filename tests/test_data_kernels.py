@@ -25,3 +25,11 @@ def test_all_finite_matches_numpy(dtype, rng):
         y = x.copy()
         y[rng.integers(100)] = bad
         assert not data.all_finite(y)
+    # blocks of 4096: a bad value first, last, and on either side of a block boundary
+    x = rng.normal(scale=1e30, size=3 * 4096 + 5).astype(dtype)  # huge finite values stay finite
+    assert data.all_finite(x) and data.all_finite(x[:0]) and data.all_finite(x[:1])
+    for position in (0, 4095, 4096, 8191, x.size - 1):
+        for bad in (np.nan, np.inf, -np.inf):
+            y = x.copy()
+            y[position] = bad
+            assert not data.all_finite(y), (position, bad)

@@ -1,7 +1,5 @@
 """Data movement kernels: gathering a shuffled batch into a reused buffer."""
 
-import math
-
 from fastdnn.kernels.jit import jit
 
 
@@ -28,8 +26,17 @@ def take(x, index, out):
 
 @jit
 def all_finite(flat):
-    """True when a 1-D float array holds no NaN or infinity (no temporary boolean array)."""
-    for i in range(flat.shape[0]):
-        if not math.isfinite(flat[i]):
+    """True when a 1-D float array holds no NaN or infinity (no temporary boolean array).
+
+    ``v * 0`` is 0 for a finite ``v`` and NaN for infinities and NaN, so a sum of them is a
+    reduction LLVM vectorizes (an early ``return`` per element would not: 2x slower over 47M
+    floats); blocks of 4096 still stop early at the first bad block.
+    """
+    n = flat.shape[0]
+    for start in range(0, n, 4096):
+        acc = flat[start] * 0
+        for i in range(start, min(start + 4096, n)):
+            acc += flat[i] * 0
+        if acc != 0:
             return False
     return True
