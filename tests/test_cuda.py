@@ -60,7 +60,7 @@ def test_gradcheck_cli_without_cuda_exits_2(capsys):
 def test_cuda_kernels_and_training_under_the_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", os.path.join("tests", "cuda_sim")],
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", os.path.join("tests", "cuda_sim")],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -69,4 +69,8 @@ def test_cuda_kernels_and_training_under_the_simulator():
     )
     tail = (result.stdout + result.stderr)[-6000:]
     assert result.returncode == 0, tail
-    assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1], tail
+    assert " passed" in result.stdout, tail
+    # Only the real-GPU compile checks may skip, and only where no NVVM is installed (the cuda extra
+    # does not bring one: it comes with a CUDA toolkit or numba-cuda[cu12]/[cu13]).
+    skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert all("no NVVM" in line for line in skips), tail
