@@ -447,7 +447,9 @@ def _fastdnn_steps(work, steps):
 
 
 def _step_gemms(work, steps, via):
-    """The matrix products of one training step of ``work``'s MLP, with the layouts fastdnn uses."""
+    """The matrix products of one training step of ``work``'s MLP, with the layouts fastdnn uses,
+    through numba's ``np.dot`` (SciPy's OpenBLAS, ``via="numba"``) or NumPy's own (``"numpy"``: what
+    fastdnn's Dense calls)."""
     rng = np.random.default_rng(0)
     n, sizes = work.batch_size, work.sizes
     calls = []
@@ -510,7 +512,7 @@ def run_breakdown(rounds, pause, results, notes, sizes=(784, 512, 256, 10), batc
         xb, tb = np.ascontiguousarray(xb), model._kernel_targets(targets)
         store, optimizer = model._store, model.optimizer
         repeat = max(1, 2048 // batch)
-        gemms = _step_gemms(work, repeat, "numba")
+        gemms = _step_gemms(work, repeat, "numpy")  # the BLAS fastdnn's Dense calls (one thread pool)
         gemms()
         threads = lambda n: (lambda: fd.set_num_threads(n))  # noqa: E731
         parts = {
