@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastdnn as fd
+from tests.cuda_sim.ptx import compile_script
 from verify import agreement
 
 
@@ -198,22 +199,6 @@ def test_finite_differences_through_conv_and_pooling_on_the_device():
 
 
 _PTX_SCRIPT = """
-import sys, types
-import numba.cuda.dispatcher as dispatcher
-from numba import cuda
-
-# No GPU here: type device functions for a fixed compute capability instead of the current device's.
-dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(8, 0))
-
-def trivial(a):
-    a[0] = 1.0
-
-try:
-    cuda.compile_ptx(trivial, "void(float32[::1])", cc=(8, 0))
-except Exception as error:
-    print("no NVVM:", type(error).__name__, error)
-    sys.exit(3)
-
 from fastdnn.kernels.cuda import conv, pool
 
 dt = "float32"
@@ -239,14 +224,6 @@ for kernel, signature in (
 def test_the_kernels_compile_for_a_real_gpu_in_float32_arithmetic():
     # The simulator runs the Python bodies untyped; this types and compiles what a GPU runs (PTX,
     # without a GPU) in a process without the simulator, and finds no float64 arithmetic in float32.
-    import os
-    import subprocess
-    import sys
-
-    env = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
-    result = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    if result.returncode == 3:
-        pytest.skip(result.stdout.strip())
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.split("\n")[:-1]
-    assert len(lines) == 10 and all(line.endswith(" f32 only") for line in lines), result.stdout
+    stdout = compile_script(_PTX_SCRIPT)
+    lines = stdout.split("\n")[:-1]
+    assert len(lines) == 10 and all(line.endswith(" f32 only") for line in lines), stdout

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fastdnn as fd
+from tests.cuda_sim.ptx import compile_script
 from verify import agreement
 
 cuda = pytest.importorskip("numba.cuda")  # a module global: the simulator swaps it inside kernels
@@ -159,22 +160,6 @@ def test_finite_differences_through_the_recurrent_cuda_kernels():
 
 
 _PTX_SCRIPT = """
-import sys, types
-import numba.cuda.dispatcher as dispatcher
-from numba import cuda
-
-# No GPU here: type device functions for a fixed compute capability instead of the current device's.
-dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(8, 0))
-
-def trivial(a):
-    a[0] = 1.0
-
-try:
-    cuda.compile_ptx(trivial, "void(float32[::1])", cc=(8, 0))
-except Exception as error:
-    print("no NVVM:", type(error).__name__, error)
-    sys.exit(3)
-
 from fastdnn.kernels.cuda import recurrent
 
 def apply(z, out):
@@ -195,13 +180,5 @@ print("lstm step compiled")
 def test_the_fast_forms_compile_for_a_real_gpu_in_float32_arithmetic():
     # The simulator runs the Python bodies; this compiles the overloads that a GPU runs (to PTX,
     # without a GPU), in a process without the simulator.
-    import os
-    import subprocess
-    import sys
-
-    env = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
-    result = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    if result.returncode == 3:
-        pytest.skip(result.stdout.strip())
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split("\n")[:3] == ["float32 f32 only", "float64 f64", "lstm step compiled"], result.stdout
+    stdout = compile_script(_PTX_SCRIPT)
+    assert stdout.split("\n")[:3] == ["float32 f32 only", "float64 f64", "lstm step compiled"], stdout

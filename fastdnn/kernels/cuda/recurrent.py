@@ -24,6 +24,7 @@ import numpy as np
 from numba import cuda
 
 from fastdnn.backend import simulating
+from fastdnn.kernels.cpu import activation as cpu_activation
 from fastdnn.kernels.cuda._launch import block, grid
 from fastdnn.kernels.cuda.activation import SIGMOID, TANH, derivative_scalar, forward_scalar
 from fastdnn.kernels.cuda.dense import column_sums, gemm
@@ -34,32 +35,10 @@ _ONE = np.float32(1.0)
 
 # -- activations: fast in float32, exact in float64 -------------------------------------------------
 
-# Eigen's generic_fast_tanh_float, with the CPU's constants: an odd degree-13 over even degree-6
-# polynomial on [-c, c], within 3e-7 of tanh.
-_TANH_CLAMP = np.float32(7.90531110763549805)
-_A1, _A3, _A5, _A7 = (np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04),
-                      np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08))
-_A9, _A11, _A13 = np.float32(-8.60467152213735e-11), np.float32(2.00018790482477e-13), np.float32(-2.76076847742355e-16)
-_B0, _B2, _B4, _B6 = (np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03),
-                      np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06))
-
-
-def _tanh_rational(z):
-    # Plain Python on purpose: it is compiled inline into the float32 overload below (a device
-    # function there would need a live context to be typed) and runs as is under the simulator.
-    # Comparisons rather than min/max: a NaN fails both and propagates.
-    x = _TANH_CLAMP if z > _TANH_CLAMP else (-_TANH_CLAMP if z < -_TANH_CLAMP else z)
-    x2 = x * x
-    p = x2 * _A13 + _A11
-    p = x2 * p + _A9
-    p = x2 * p + _A7
-    p = x2 * p + _A5
-    p = x2 * p + _A3
-    p = x2 * p + _A1
-    q = x2 * _B6 + _B4
-    q = x2 * q + _B2
-    q = x2 * q + _B0
-    return x * p / q
+# Eigen's rational tanh, the CPU's own function and constants: its Python body compiles inline into
+# the float32 overload below (a device function there would need a live context to be typed) and
+# runs as is under the simulator.
+_tanh_rational = cpu_activation._tanh_rational.py_func
 
 
 def _sigmoid_exact(z):
