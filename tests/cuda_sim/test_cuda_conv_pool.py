@@ -6,6 +6,9 @@ import pytest
 
 import fastdnn as fd
 from tests.cuda_sim.ptx import compile_script
+from tests.cuda_sim.twins import assert_same
+from tests.cuda_sim.twins import fit_both as _fit_both
+from tests.cuda_sim.twins import pair as _pair
 from verify import agreement
 
 
@@ -66,31 +69,10 @@ def test_max_pooling_gradient_goes_to_the_first_maximum_and_nan_drops_it():
     assert pending.copy_to_host()[0] == 4.0  # the NaN sample's gradient was never routed, as on the CPU
 
 
-def _pair(layers, **compile_kwargs):
-    models = []
-    for device in ("cpu", "cuda"):
-        fd.set_seed(3)
-        model = fd.Sequential(layers())
-        model.compile(device=device, **compile_kwargs)
-        models.append(model)
-    return models
-
-
-def _fit_both(models, x, y, **fit_kwargs):
-    histories = []
-    for model in models:
-        fd.set_seed(11)  # the same shuffling order for both
-        histories.append(model.fit(x, y, verbose=0, **fit_kwargs).history)
-    return histories
-
-
 def _assert_same(models, histories, x, y, tol=2e-5):
+    """`twins.assert_same`, and equal predict and evaluate."""
     cpu, gpu = models
-    for key in histories[0]:
-        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=tol, atol=tol, err_msg=key)
-    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
-        assert isinstance(b, np.ndarray)
-        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
+    assert_same(models, histories, tol)
     prediction = gpu.predict(x)
     assert isinstance(prediction, np.ndarray) and prediction.shape == (len(x), *cpu.output_shape)
     np.testing.assert_allclose(prediction, cpu.predict(x), rtol=1e-5, atol=1e-6)

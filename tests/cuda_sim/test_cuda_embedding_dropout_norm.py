@@ -10,6 +10,9 @@ import pytest
 
 import fastdnn as fd
 from fastdnn import config
+from tests.cuda_sim.twins import assert_same as _assert_same
+from tests.cuda_sim.twins import fit_both as _fit_both
+from tests.cuda_sim.twins import pair as _pair
 from verify import agreement, agreement_dropout, agreement_embedding, agreement_normalization
 
 # numba's simulator initializes xoroshiro128p states in object mode, with uint64 wrap-around warnings
@@ -179,33 +182,6 @@ def test_dropout_handler_is_the_identity_in_inference_and_passes_gradients_throu
 
 
 # -- whole models against the CPU ----------------------------------------------------------------
-
-
-def _pair(layers, **compile_kwargs):
-    models = []
-    for device in ("cpu", "cuda"):
-        fd.set_seed(3)
-        model = fd.Sequential(layers())
-        model.compile(device=device, **compile_kwargs)
-        models.append(model)
-    return models
-
-
-def _fit_both(models, x, y, **fit_kwargs):
-    histories = []
-    for model in models:
-        fd.set_seed(11)  # the same shuffling order for both
-        histories.append(model.fit(x, y, verbose=0, **fit_kwargs).history)
-    return histories
-
-
-def _assert_same(models, histories, tol=2e-5):
-    cpu, gpu = models
-    for key in histories[0]:
-        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=tol, atol=tol, err_msg=key)
-    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
-        assert isinstance(b, np.ndarray)
-        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
 
 
 def _embedding_model():

@@ -5,39 +5,15 @@ import pytest
 
 import fastdnn as fd
 from fastdnn import config
+from tests.cuda_sim.twins import assert_same as _assert_same
+from tests.cuda_sim.twins import fit_both as _fit_both
+from tests.cuda_sim.twins import pair as _pair
 
 
 def _data(n=24, features=6, classes=3, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, features)).astype(np.float32)
     return x, rng.integers(0, classes, size=n)
-
-
-def _pair(layers, device_kwargs=None, **compile_kwargs):
-    models = []
-    for device in ("cpu", "cuda"):
-        fd.set_seed(3)
-        model = fd.Sequential(layers())
-        model.compile(device=device, **compile_kwargs)
-        models.append(model)
-    return models
-
-
-def _fit_both(models, x, y, **fit_kwargs):
-    histories = []
-    for model in models:
-        fd.set_seed(11)  # the same shuffling order for both
-        histories.append(model.fit(x, y, verbose=0, **fit_kwargs).history)
-    return histories
-
-
-def _assert_same(models, histories, tol=2e-5):
-    cpu, gpu = models
-    for key in histories[0]:
-        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=tol, atol=tol, err_msg=key)
-    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
-        assert isinstance(b, np.ndarray)
-        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
 
 
 def _mlp():

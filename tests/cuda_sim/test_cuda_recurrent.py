@@ -9,6 +9,9 @@ import pytest
 
 import fastdnn as fd
 from tests.cuda_sim.ptx import compile_script
+from tests.cuda_sim.twins import assert_same as _assert_same
+from tests.cuda_sim.twins import fit_both as _fit_both
+from tests.cuda_sim.twins import pair as _pair
 from verify import agreement
 
 cuda = pytest.importorskip("numba.cuda")  # a module global: the simulator swaps it inside kernels
@@ -58,33 +61,6 @@ def test_float32_tanh_and_sigmoid_are_the_cpu_fast_forms_and_exact_in_float64():
             assert np.any(received[0, :-1] != exact_tanh)
         else:
             np.testing.assert_array_equal(received[0, :-1], exact_tanh)
-
-
-def _pair(layers, **compile_kwargs):
-    models = []
-    for device in ("cpu", "cuda"):
-        fd.set_seed(3)
-        model = fd.Sequential(layers())
-        model.compile(device=device, **compile_kwargs)
-        models.append(model)
-    return models
-
-
-def _fit_both(models, x, y, **fit_kwargs):
-    histories = []
-    for model in models:
-        fd.set_seed(11)  # the same shuffling order for both
-        histories.append(model.fit(x, y, verbose=0, **fit_kwargs).history)
-    return histories
-
-
-def _assert_same(models, histories, tol=2e-5):
-    cpu, gpu = models
-    for key in histories[0]:
-        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=tol, atol=tol, err_msg=key)
-    for a, b in zip(cpu.get_weights(), gpu.get_weights()):
-        assert isinstance(b, np.ndarray)
-        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
 
 
 def _sequences(n=6, steps=3, features=2, classes=3, seed=0):
