@@ -128,7 +128,7 @@ class _Conv(_ActivationMixin, Layer):
         x4 = x.reshape(n, *self._input_2d)
         cols = self.buffer("cols", (rows, self._patch))
         y = self.buffer("y", (rows, self.filters))
-        z = self.buffer("z", (rows, self.filters)) if self._separate_preactivation(training) else y
+        z = self.buffer("z", (rows, self.filters)) if self._separate_preactivation() else y
         act = self.activation
         W = self.params["W"].reshape(self._patch, self.filters)
         conv_kernels.conv_forward(x4, W, self._bias(self.params), act.code, act.alpha_as(self.dtype), *self._geometry, cols, z, y)

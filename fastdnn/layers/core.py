@@ -39,7 +39,7 @@ class _ActivationMixin:
         #: Set by a model that fuses this layer's softmax/sigmoid with the loss: keep the logits.
         self.keep_logits = False
 
-    def _separate_preactivation(self, training):
+    def _separate_preactivation(self):
         """Whether ``z`` gets a buffer apart from ``y``: when it is kept (logits are kept in inference
         too, so that evaluate computes a fused loss the same way), and for any activation but linear,
         whose kernel vectorizes only out of place (see ``kernels.cpu.activation._forward_loop``)."""
@@ -109,7 +109,7 @@ class Dense(_ActivationMixin, Layer):
         x2 = x.reshape(-1, self.n_in)
         n = x2.shape[0]
         y = self.buffer("y", (n, self.units))
-        z = self.buffer("z", (n, self.units)) if self._separate_preactivation(training) else y
+        z = self.buffer("z", (n, self.units)) if self._separate_preactivation() else y
         act = self.activation
         dense_kernels.dense_forward(x2, self.params["W"], self._bias(self.params), act.code, act.alpha_as(self.dtype), z, y)
         self._logits = z
