@@ -20,6 +20,20 @@ from fastdnn.registry import Registry
 registry = Registry("optimizer")
 
 
+def _check_fits(hyperparameters, scalar):
+    """Raise a ValueError naming the first float hyperparameter that ``scalar`` (a NumPy float type)
+    cannot hold: it would become infinite in the kernels."""
+    for name, value in hyperparameters.items():
+        if isinstance(value, float):
+            with np.errstate(over="ignore"):
+                overflows = not np.isfinite(scalar(value))
+            if overflows:
+                raise ValueError(
+                    f"{name}: {value:g} overflows {np.dtype(scalar).name}, the dtype the model trains in "
+                    f"(largest {float(np.finfo(scalar).max):.4g}); use a smaller value or floatx float64"
+                )
+
+
 class Optimizer:
     """Base class: hyperparameters, flat state buffers, gradient clipping and weight decay.
 
@@ -64,7 +78,10 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
-        self._learning_rate = validation.real_number(value, "learning_rate", low=0.0)
+        value = validation.real_number(value, "learning_rate", low=0.0)
+        if hasattr(self, "_scalar"):  # built: a new rate must fit the dtype the kernels compute in
+            _check_fits({"learning_rate": value}, self._scalar)
+        self._learning_rate = value
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -73,8 +90,13 @@ class Optimizer:
         return tuple(self.state_defaults)
 
     def build(self, size, dtype):
-        """Allocate flat state buffers for ``size`` parameters (kept when already the right size)."""
+        """Allocate flat state buffers for ``size`` parameters (kept when already the right size).
+
+        Refuses hyperparameters that overflow ``dtype`` (a learning rate of 1e39 is finite in float64
+        and infinite in float32), before any kernel runs.
+        """
         dtype = np.dtype(dtype)
+        _check_fits(self.get_config(), dtype.type)
         names = self.active_state()
         if self.state and all(self.state[k].shape == (size,) and self.state[k].dtype == dtype for k in names):
             return

@@ -160,3 +160,21 @@ def test_apply_validates_its_lists():
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="writable"):
         optimizer.apply([np.zeros(2)], [frozen])
+
+
+def test_hyperparameters_that_overflow_the_training_dtype_are_refused_before_any_step():
+    model = fd.Sequential([fd.layers.Dense(2, input_shape=(3,))])
+    with pytest.raises(ValueError, match=r"^learning_rate: 1e\+39 overflows float32, the dtype the model trains in"):
+        model.compile(optimizer=fd.optimizers.SGD(1e39), loss="mse")
+    with pytest.raises(ValueError, match=r"^clipvalue: 1e\+39 overflows float32"):
+        model.compile(optimizer=fd.optimizers.Adam(clipvalue=1e39), loss="mse")
+    model.compile(optimizer=fd.optimizers.SGD(0.1), loss="mse")
+    with pytest.raises(ValueError, match=r"^learning_rate: 1e\+39 overflows float32"):
+        model.optimizer.learning_rate = 1e39  # a callback's new rate, once built
+    assert model.optimizer.learning_rate == 0.1
+    fd.config.set_floatx("float64")
+    try:
+        model = fd.Sequential([fd.layers.Dense(2, input_shape=(3,))])
+        model.compile(optimizer=fd.optimizers.SGD(1e39), loss="mse")  # fits float64
+    finally:
+        fd.config.set_floatx("float32")
