@@ -4,6 +4,7 @@ import functools
 
 import numba
 import numpy as np
+from numba import cuda
 
 from fastdnn import config
 
@@ -29,3 +30,14 @@ def numba_type(dtype):
 def cached_factory(function):
     """Memoize a kernel factory on its (hashable) arguments: one compiled kernel per tile size and dtype."""
     return functools.lru_cache(maxsize=None)(function)
+
+
+@cuda.jit(device=True)
+def unravel4(e, d1, d2, d3):
+    """``(i0, i1, i2, i3)`` of the flat index ``e`` into a row-major array of trailing sizes
+    ``(d1, d2, d3)``: the (sample, row, column, channel) of one thread's element of an NHWC array."""
+    i3 = e % d3
+    t = e // d3
+    i2 = t % d2
+    t = t // d2
+    return t // d1, t % d1, i2, i3

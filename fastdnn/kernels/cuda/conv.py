@@ -17,7 +17,7 @@ Dense CUDA kernels.
 import numpy as np
 from numba import cuda
 
-from fastdnn.kernels.cuda._launch import block, cached_factory, grid
+from fastdnn.kernels.cuda._launch import block, cached_factory, grid, unravel4
 from fastdnn.kernels.cuda.activation import LINEAR, activation_backward, bias_activation
 from fastdnn.kernels.cuda.dense import column_sums, gemm
 
@@ -56,12 +56,7 @@ def _col2im_kernel(dtype):
     def col2im_gather(dcols, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX):
         n, H, W, C = dX.shape
         for e in range(cuda.grid(1), n * H * W * C, cuda.gridsize(1)):
-            c = e % C
-            t = e // C
-            wi = t % W
-            t = t // W
-            hi = t % H
-            b = t // H
+            b, hi, wi, c = unravel4(e, H, W, C)
             acc = zero
             # Taps from last to first visit the patches in increasing (oy, ox): the CPU's order of addition.
             for i in range(kh - 1, -1, -1):

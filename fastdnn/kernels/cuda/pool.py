@@ -17,7 +17,7 @@ per dtype), as the CPU's do.
 import numpy as np
 from numba import cuda
 
-from fastdnn.kernels.cuda._launch import block, cached_factory, grid
+from fastdnn.kernels.cuda._launch import block, cached_factory, grid, unravel4
 
 
 @cuda.jit(device=True)
@@ -61,12 +61,7 @@ def _max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, y):
     H = x.shape[1]
     W = x.shape[2]
     for e in range(cuda.grid(1), n * oh * ow * C, cuda.gridsize(1)):
-        c = e % C
-        t = e // C
-        ox = t % ow
-        t = t // ow
-        oy = t % oh
-        b = t // oh
+        b, oy, ox, c = unravel4(e, oh, ow, C)
         h0, h1 = window_scalar(oy, sh, pad_top, ph, H)
         w0, w1 = window_scalar(ox, sw, pad_left, pw, W)
         m = x[b, h0, w0, c]
@@ -88,12 +83,7 @@ def _max_pool_backward_kernel(dtype):
         oh = y.shape[1]
         ow = y.shape[2]
         for e in range(cuda.grid(1), n * H * W * C, cuda.gridsize(1)):
-            c = e % C
-            t = e // C
-            wi = t % W
-            t = t // W
-            hi = t % H
-            b = t // H
+            b, hi, wi, c = unravel4(e, H, W, C)
             v = x[b, hi, wi, c]
             acc = zero
             oy0, oy1 = covering_scalar(hi, sh, pad_top, ph, oh)
@@ -121,12 +111,7 @@ def _avg_pool_forward_kernel(dtype):
         H = x.shape[1]
         W = x.shape[2]
         for e in range(cuda.grid(1), n * oh * ow * C, cuda.gridsize(1)):
-            c = e % C
-            t = e // C
-            ox = t % ow
-            t = t // ow
-            oy = t % oh
-            b = t // oh
+            b, oy, ox, c = unravel4(e, oh, ow, C)
             h0, h1 = window_scalar(oy, sh, pad_top, ph, H)
             w0, w1 = window_scalar(ox, sw, pad_left, pw, W)
             acc = zero
@@ -148,12 +133,7 @@ def _avg_pool_backward_kernel(dtype):
         oh = dLdY.shape[1]
         ow = dLdY.shape[2]
         for e in range(cuda.grid(1), n * H * W * C, cuda.gridsize(1)):
-            c = e % C
-            t = e // C
-            wi = t % W
-            t = t // W
-            hi = t % H
-            b = t // H
+            b, hi, wi, c = unravel4(e, H, W, C)
             acc = zero
             oy0, oy1 = covering_scalar(hi, sh, pad_top, ph, oh)
             ox0, ox1 = covering_scalar(wi, sw, pad_left, pw, ow)
