@@ -46,7 +46,7 @@ RESULTS = {}
 
 def _sizes(tiny):
     if tiny:
-        return {"shapes": (5, 7, 6), "optim": 4096, "gemm": 64, "gemm_shapes": ((4, 2), (2, 2)), "step": (16, 8, 8),
+        return {"shapes": (5, 7, 6), "optim": 256, "gemm": 16, "gemm_shapes": ((4, 2), (2, 2)), "step": (16, 8, 8),
                 "repeats": 1, "mlp_n": 256, "lenet_n": 32, "lstm_n": 32, "lstm_steps": 4, "epochs": 1,
                 "digits_epochs": 1, "digits_n": 64}
     return {"shapes": (67, 45, 131), "optim": 100_000_000, "gemm": 8192, "gemm_shapes": ((16, 4), (16, 8), (8, 8), (32, 4)),
