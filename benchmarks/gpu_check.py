@@ -6,7 +6,7 @@
     python benchmarks/gpu_check.py --gemm cupy   # products through cuBLAS (needs CuPy)
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/gpu_check.py --tiny   # the same script, simulated, tiny sizes
 
-1. Every CUDA kernel against its CPU twin (``verify.agreement``, float64 and float32).
+1. Every CUDA kernel against its CPU twin (``fastdnn.verify.agreement``, float64 and float32).
 2. An MNIST-sized MLP (784-512-256-10, 60,000 synthetic samples, batch 128) trained a few epochs on
    the device: loss per epoch, seconds per epoch, and the loss against the same model on the CPU.
 3. Timings beside PyTorch CUDA in the same run (skipped with a note when PyTorch has no CUDA):
@@ -58,7 +58,7 @@ def _torch_cuda():
 
 
 def check_kernels(sizes):
-    from verify import agreement
+    from fastdnn.verify import agreement
 
     results, seconds = agreement.run(shapes=sizes["shapes"])
     failed = [r for r in results if not r.passed]

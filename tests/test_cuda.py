@@ -50,7 +50,7 @@ def test_unknown_device_names_are_refused():
 
 @needs_no_gpu
 def test_gradcheck_cli_without_cuda_exits_2(capsys):
-    from verify.cli import main
+    from fastdnn.verify.cli import main
 
     assert main(["--device", "cuda"]) == 2
     assert "CUDA is unavailable" in capsys.readouterr().err

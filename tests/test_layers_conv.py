@@ -7,7 +7,7 @@ import fastdnn as fd
 from fastdnn.kernels.cpu import activation as activation_kernels
 from fastdnn.kernels.cpu import conv as conv_kernels
 from tests.conftest import DTYPES
-from verify import reference
+from fastdnn.verify import reference
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 

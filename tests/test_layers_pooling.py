@@ -5,7 +5,7 @@ import pytest
 
 import fastdnn as fd
 from tests.conftest import DTYPES
-from verify import reference
+from fastdnn.verify import reference
 
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
 

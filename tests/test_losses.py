@@ -3,8 +3,8 @@ import pytest
 
 import fastdnn as fd
 from tests.conftest import DTYPES
-from verify import reference
-from verify.gradcheck import numerical_gradient, relative_error
+from fastdnn.verify import reference
+from fastdnn.verify.gradcheck import numerical_gradient, relative_error
 
 SHAPES = [(1, 1), (1, 4), (6, 1), (8, 3), (32, 10)]
 TOL = {np.float32: dict(rtol=2e-5, atol=1e-7), np.float64: dict(rtol=1e-11, atol=1e-14)}

@@ -3,7 +3,7 @@ import pytest
 from sklearn import metrics as skm
 
 import fastdnn as fd
-from verify import reference
+from fastdnn.verify import reference
 
 
 def _probabilities(rng, n, k):

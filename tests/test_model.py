@@ -5,8 +5,8 @@ import pytest
 
 import fastdnn as fd
 from fastdnn import validation
-from verify import reference
-from verify.gradcheck import numerical_gradient, relative_error
+from fastdnn.verify import reference
+from fastdnn.verify.gradcheck import numerical_gradient, relative_error
 
 
 @pytest.fixture

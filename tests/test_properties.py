@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fastdnn as fd
-from verify import strategies as fst
+from fastdnn.verify import strategies as fst
 
 ACTIVATIONS = fd.activations.registry.names()
 F32_RTOL = 2e-6

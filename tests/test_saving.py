@@ -217,9 +217,9 @@ def test_gradcheck_cli_checks_a_saved_model(rng, tmp_path):
     model = _model()
     model.fit(*_data(rng), epochs=1, verbose=0)
     model.save(tmp_path / "m.fdnn")
-    result = subprocess.run([sys.executable, "-m", "verify", str(tmp_path / "m.fdnn")], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "fastdnn.verify", str(tmp_path / "m.fdnn")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "all passed" in result.stdout and "dense" in result.stdout
     (tmp_path / "bad.fdnn").write_text("nope")
-    result = subprocess.run([sys.executable, "-m", "verify", str(tmp_path / "bad.fdnn")], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "fastdnn.verify", str(tmp_path / "bad.fdnn")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "not a fastdnn file" in result.stderr

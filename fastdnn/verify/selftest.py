@@ -23,7 +23,7 @@ from fastdnn.kernels.cpu import optim as optim_kernels
 from fastdnn.kernels.cpu import pool as pool_kernels
 from fastdnn.kernels.cpu import recurrent as recurrent_kernels
 from fastdnn.kernels.jit import jit as cached_jit
-from verify import run
+from fastdnn.verify import run
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Mutation:
     old, new : str
         The edit: every occurrence of ``old`` becomes ``new`` (``old`` must occur).
     cases : str
-        Pattern (see ``verify.run.matches``) of the cases expected to catch it.
+        Pattern (see ``fastdnn.verify.run.matches``) of the cases expected to catch it.
     rebuild : tuple of str
         Functions of the same module compiled again against the mutant (callers of ``function``).
     patch : tuple of (owner, attribute, name)

@@ -1,6 +1,6 @@
 """Check cases for everything fastdnn registers: activations, losses, layers and optimizers.
 
-`gradient_cases()` walks the registries and yields a `GradientCase` (verify/gradcheck.py) for every
+`gradient_cases()` walks the registries and yields a `GradientCase` (fastdnn/verify/gradcheck.py) for every
 activation, loss and layer, on shapes that include a batch of 1 and non-square matrices, plus whole
 small models through the fused softmax/sigmoid + crossentropy paths. `update_rule_cases()` yields an
 `UpdateRuleCase` for every registered optimizer name and every option. `uncovered()` lists what is
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import fastdnn as fd
-from verify import reference
-from verify.gradcheck import GradientCase
+from fastdnn.verify import reference
+from fastdnn.verify.gradcheck import GradientCase
 
 FLOAT64 = np.float64
 
@@ -588,7 +588,7 @@ def gradient_cases(seed=0):
 
 @dataclass
 class UpdateRuleCase:
-    """One optimizer configuration, checked against ``verify.reference`` over many steps."""
+    """One optimizer configuration, checked against ``fastdnn.verify.reference`` over many steps."""
 
     op: str
     registered_name: str

@@ -5,8 +5,8 @@ import time
 
 import numpy as np
 
-from verify import cases, update_rules
-from verify.gradcheck import CheckResult, check
+from fastdnn.verify import cases, update_rules
+from fastdnn.verify.gradcheck import CheckResult, check
 
 
 def matches(op, pattern):
