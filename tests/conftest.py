@@ -6,9 +6,11 @@ from hypothesis import HealthCheck, settings
 
 import fastdnn as fd
 
-# Hypothesis profiles: "ci" (the default: a few hundred examples per property), "long" on demand
-# with HYPOTHESIS_PROFILE=long.
-settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Hypothesis profiles: "ci" (the default: a few hundred examples per property, the same ones on every
+# run), "long" on demand with HYPOTHESIS_PROFILE=long (new random examples each run).
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile("long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

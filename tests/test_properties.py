@@ -146,15 +146,22 @@ def test_scaling_gradients_leaves_adam_and_rmsprop_steps_nearly_unchanged(name, 
 
 @given(data=st.data())
 def test_adagrad_effective_step_never_grows(data):
+    """The step actually taken, per unit of gradient (|p_t - p_(t+1)| / |g|), never grows."""
     optimizer = fd.optimizers.Adagrad(learning_rate=0.1)
     params = [np.zeros(4)]
     previous = np.full(4, np.inf)
+    measured = 0
     for _ in range(5):
         g = data.draw(fst.real_arrays((4,), extreme=100.0))
+        before = params[0].copy()
         optimizer.apply([g], params)
-        effective = optimizer.learning_rate / np.sqrt(optimizer.state["accumulator"] + optimizer.epsilon)
-        assert np.all(effective <= previous)
-        previous = effective
+        step = np.abs(before - params[0])
+        seen = step > 1e-9  # elements whose step is resolved well above float64 rounding of p
+        effective = step[seen] / np.abs(g[seen])
+        assert np.all(effective <= previous[seen] * (1 + 1e-6)), (effective, previous[seen])
+        previous[seen] = effective
+        measured += seen.sum()
+    assume(measured > 4)
 
 
 @given(p=fst.real_arrays((7,)), lr=st.floats(0.0, 10.0))
