@@ -505,7 +505,8 @@ class ConfigCase:
     seed: int
     kind: str = "layer_config"
 
-    def _setup(self):
+    def setup(self):
+        """``(layer class, input, float64 layer)``: the input drawn and every parameter drawn from N(0, 0.5^2)."""
         cls = fd.layers.registry.lookup(self.registered)
         rng = np.random.default_rng(self.seed)
         x = self.space.make_input(self.config, rng)
@@ -529,7 +530,7 @@ class ConfigCase:
 
     def forward_results(self):
         """The float64 and float32 forward checks (and the moving statistics, for a stateful layer)."""
-        cls, x, layer = self._setup()
+        cls, x, layer = self.setup()
         params = {k: v.copy() for k, v in layer.params.items()}
         state = {k: v.copy() for k, v in getattr(layer, "state", {}).items()}
         results = []
@@ -552,7 +553,7 @@ class ConfigCase:
 
     def gradient_case(self):
         """The backward pass as a `GradientCase` on the float64 layer."""
-        _, x, layer = self._setup()
+        _, x, layer = self.setup()
         if not self.space.differentiate_input:
             layer.compute_input_grad = False
         arguments = {"x": x, **layer.params} if self.space.differentiate_input else dict(layer.params)
