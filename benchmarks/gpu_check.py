@@ -6,7 +6,7 @@
 
 Sections (each runs even when an earlier one failed; ``--only`` picks some):
 
-``kernels``    every CUDA kernel against its CPU twin (``verify.agreement``, float64 and float32) and
+``kernels``    every CUDA kernel against its CPU twin (``fastdnn.verify.agreement``, float64 and float32) and
                the model gradients through the CUDA kernels against finite differences (what
                ``fastdnn-gradcheck --device cuda`` runs);
 ``accuracy``   an MLP, a CNN and an LSTM trained on scikit-learn's digits on the CPU and on the GPU
@@ -153,7 +153,7 @@ class Counters:
 
 
 def check_kernels(sizes):
-    from verify import agreement, report
+    from fastdnn.verify import agreement, report
 
     results, seconds = agreement.run(shapes=sizes["shapes"])
     failed = [r for r in results if not r.passed]
