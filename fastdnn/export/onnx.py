@@ -286,10 +286,14 @@ _EXPORTED_ACTIVATIONS = {"linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu
 
 
 def to_onnx(model):
-    """The ``onnx.ModelProto`` of a built Sequential model: input ``"input"`` of shape (batch, *input_shape)
+    """The ``onnx.ModelProto`` of a built Sequential model: input ``"input"`` of shape ``(batch, *input_shape)``
     (float in the model's dtype, or int64 indices for an Embedding first layer), output ``"output"``."""
+    from fastdnn.model import Sequential
+
     onnx = _onnx()
-    if not getattr(model, "built", False):
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model: expected a fastdnn Sequential model (a chain of layers), received {type(model).__name__}")
+    if not model.built:
         raise ValueError("model: the model must be built (call fit, predict or build first) to be exported")
     layers = model.layers
     check_exportable(layers)
