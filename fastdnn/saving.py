@@ -62,7 +62,7 @@ def clone_model(model):
     previous = config.floatx()
     config.set_floatx(dtype)
     try:
-        clone = Sequential.from_config(model.get_config())
+        clone = type(model).from_config(model.get_config())
     finally:
         config.set_floatx(previous)
     if model.compiled:

@@ -187,3 +187,17 @@ def test_fit_kwargs_are_passed_on_and_fit_arguments_take_precedence(iris):
     clf.fit(X, y, epochs=4)
     assert len(clf.history_.history["loss"]) == 4
     assert clf.fit_kwargs == {"epochs": 2, "batch_size": 150}  # not modified by fit
+
+
+def test_clone_model_gives_fresh_weights_and_the_same_compile_settings():
+    from fastdnn.saving import clone_model
+
+    model = fd.Sequential([fd.layers.Dense(4, activation="relu", input_shape=(3,)), fd.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=fd.optimizers.Adam(0.005, amsgrad=True), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    clone = clone_model(model)
+    assert clone is not model and clone.get_config() == model.get_config()
+    assert clone.optimizer.get_config() == model.optimizer.get_config() and clone.loss.get_config() == model.loss.get_config()
+    assert clone.metrics_names == model.metrics_names
+    assert any(not np.array_equal(a, b) for a, b in zip(clone.get_weights(), model.get_weights()))
+    with pytest.raises(TypeError, match="model: expected a fastdnn model"):
+        clone_model("model")
