@@ -47,11 +47,12 @@ RESULTS = {}
 def _sizes(tiny):
     if tiny:
         return {"shapes": (5, 7, 6), "optim": 256, "gemm": 16, "gemm_shapes": ((4, 2), (2, 2)), "step": (16, 8, 8),
-                "repeats": 1, "mlp_n": 256, "lenet_n": 8, "lstm_n": 8, "lstm_steps": 3, "epochs": 1,
-                "digits_epochs": 1, "digits_n": 64}
+                "repeats": 1, "mlp_n": 256, "mlp_dims": (20, 16, 8, 10), "workloads": ("mlp",), "lenet_n": 8, "lstm_n": 8, "lstm_steps": 3, "epochs": 1,
+                "digits_epochs": 1, "digits_n": 64, "digits_models": ("MLP 64-64-10",)}
     return {"shapes": (67, 45, 131), "optim": 100_000_000, "gemm": 8192, "gemm_shapes": ((16, 4), (16, 8), (8, 8), (32, 4)),
-            "step": (4096, 4096, 784), "repeats": 10, "mlp_n": 60000, "lenet_n": 60000, "lstm_n": 12800, "lstm_steps": 50,
-            "epochs": 3, "digits_epochs": 15, "digits_n": None}
+            "step": (4096, 4096, 784), "repeats": 10, "mlp_n": 60000, "mlp_dims": (784, 512, 256, 10), "workloads": ("mlp", "lenet", "lstm"), "lenet_n": 60000, "lstm_n": 12800, "lstm_steps": 50,
+            "epochs": 3, "digits_epochs": 15, "digits_n": None,
+            "digits_models": ("MLP 64-64-10", "CNN conv16-pool-conv32-gap", "LSTM(32) over 8 rows")}
 
 
 def _median_time(function, synchronize, repeats, warmup=1):
@@ -200,7 +201,7 @@ def _digits_model(kind):
 def check_accuracy(sizes):
     x_train, x_test, y_train, y_test = _digits(sizes["digits_n"])
     rows, ok = [], True
-    for kind in ("MLP 64-64-10", "CNN conv16-pool-conv32-gap", "LSTM(32) over 8 rows"):
+    for kind in sizes["digits_models"]:
         accuracies = {}
         for device in ("cpu", "cuda"):
             fd.set_seed(0)
@@ -408,7 +409,8 @@ def _workloads(sizes):
     rng = np.random.default_rng(0)
 
     def mlp():
-        return [L.Dense(512, activation="relu", input_shape=(784,)), L.Dense(256, activation="relu"), L.Dense(10, activation="softmax")]
+        n_in, h1, h2, classes = sizes["mlp_dims"]
+        return [L.Dense(h1, activation="relu", input_shape=(n_in,)), L.Dense(h2, activation="relu"), L.Dense(classes, activation="softmax")]
 
     def lenet():
         return [L.Conv2D(6, 5, padding="same", activation="relu", input_shape=(28, 28, 1)), L.MaxPooling2D(2),
@@ -419,7 +421,8 @@ def _workloads(sizes):
         return [L.LSTM(128, input_shape=(sizes["lstm_steps"], 32)), L.Dense(10, activation="softmax")]
 
     def torch_mlp(nn):
-        return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+        n_in, h1, h2, classes = sizes["mlp_dims"]
+        return nn.Sequential(nn.Linear(n_in, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, classes))
 
     def torch_lenet(nn):
         class LeNet(nn.Module):
@@ -448,11 +451,12 @@ def _workloads(sizes):
     def data(shape, n):
         return rng.random((n, *shape), dtype=np.float32), rng.integers(0, 10, n)
 
-    return [
-        ("MNIST MLP 784-512-256-10 b128", mlp, torch_mlp, data((784,), sizes["mlp_n"])),
-        ("LeNet 28x28 b128", lenet, torch_lenet, data((28, 28, 1), sizes["lenet_n"])),
-        (f"LSTM(128) x {sizes['lstm_steps']} steps b128", lstm, torch_lstm, data((sizes["lstm_steps"], 32), sizes["lstm_n"])),
-    ]
+    workloads = {
+        "mlp": (f"MNIST MLP {'-'.join(map(str, sizes['mlp_dims']))} b128", mlp, torch_mlp, lambda: data(sizes["mlp_dims"][:1], sizes["mlp_n"])),
+        "lenet": ("LeNet 28x28 b128", lenet, torch_lenet, lambda: data((28, 28, 1), sizes["lenet_n"])),
+        "lstm": (f"LSTM(128) x {sizes['lstm_steps']} steps b128", lstm, torch_lstm, lambda: data((sizes["lstm_steps"], 32), sizes["lstm_n"])),
+    }
+    return [workloads[name] for name in sizes["workloads"]]
 
 
 def _torch_epochs(torch, make, x, y, epochs, sync_loss):
@@ -509,7 +513,8 @@ def time_epochs(sizes):
         ours, theirs = launch_overhead(torch)
         RESULTS["launch us"] = {"numba": ours, "torch": theirs}
         print(f"  launch overhead: numba {ours:.1f} us, torch {theirs or float('nan'):.1f} us per kernel")
-    for name, make, make_torch, (x, y) in _workloads(sizes):
+    for name, make, make_torch, make_data in _workloads(sizes):
+        x, y = make_data()
         model = fd.Sequential(make())
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", device="cuda")
         model.fit(x[:256], y[:256], batch_size=128, epochs=1, verbose=0)  # compile the kernels
