@@ -209,6 +209,14 @@ MUTATIONS = [
     Mutation("dropped term", "GRU gradient reaching h_{t-1} without the direct z path", R, "_gru_cells_backward",
              "carry[bi, j] = dh_j * z", "carry[bi, j] = 0", "layer:GRU(3, return_sequences)",
              rebuild=("gru_backward",), patch=((R, "gru_backward", "gru_backward"),)),
+    # the graph engine: fan-out and sharing
+    Mutation("dropped term", "a tensor read by several layers keeps the last consumer's gradient (overwrite, not sum)",
+             fd.model, "Model._add_gradient",
+             "np.add(current, gradient.reshape(current.shape), out=current)", "np.copyto(current, gradient.reshape(current.shape))",
+             "model:graph: one tensor read by three layers", patch=((fd.model.Model, "_add_gradient", "_add_gradient"),)),
+    Mutation("dropped term", "a shared layer keeps only its last call's parameter gradient", fd.model, "Model._backward",
+             "grads[start:stop] += kept", "grads[start:stop] = grads[start:stop]",
+             "model:graph: a layer shared by two branches", patch=((fd.model.Model, "_backward", "_backward"),)),
 ]
 
 
