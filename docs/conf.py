@@ -58,6 +58,9 @@ def _make_figures(app):
     import make_figures
 
     make_figures.main(os.path.join(DOCS, "_generated"))
+    import apple_graph  # the concept page's graph output, computed by fastdnn at build time
+
+    apple_graph.main(os.path.join(DOCS, "_generated", "apple_graph.txt"))
 
 
 def setup(app):
