@@ -31,7 +31,7 @@ Input = graph.Input
 class _Step:
     """One node of the plan the engine runs: a layer call between value slots."""
 
-    __slots__ = ("layer", "sources", "target", "call", "needs_input_grad", "accumulate", "fused", "saved")
+    __slots__ = ("layer", "sources", "target", "call", "needs_input_grad", "accumulate", "fused", "saved", "reads_one_tensor_once")
 
     def __init__(self, layer, sources, target):
         self.layer = layer
@@ -42,6 +42,8 @@ class _Step:
         self.accumulate = None  # (start, stop) of the layer's gradients in the flat buffer: add, do not overwrite
         self.fused = False  # backward from the logits given by a fused loss
         self.saved = None
+        #: A single-input layer whose input is read by no other node: its input gradient needs no sum.
+        self.reads_one_tensor_once = False
 
 
 class _Output:
@@ -52,6 +54,9 @@ class _Output:
         self.tensor = tensor
         self.slot = slot
         self.shape = tensor.sample_shape
+        self.width = self.shape[-1]
+        self.producer = tensor.node.layer
+        self.gradient_key = ("dloss", slot)  # its loss gradient's buffer in the model's pool
         self.loss = None
         self.weight = 1.0
         self.metric_identifiers = []
@@ -154,6 +159,8 @@ class Model(training.Trainer):
         self._outputs = [_Output(name, tensor, slots[id(tensor)]) for name, tensor in zip(self.output_names, self.outputs)]
         for output in self._outputs:
             self._consumers[output.slot] += 1
+        for step in self._plan:
+            step.reads_one_tensor_once = not step.layer.multiple_inputs and self._consumers[step.sources[0]] == 1
         self._input_readers = [next(node.layer for node in self._nodes if any(t is tensor for t in node.inputs)) for tensor in self.inputs]
         self._input_shape = self._unlisted([t.sample_shape for t in self.inputs])
         self.output_shape = self._unlisted([o.shape for o in self._outputs])
@@ -410,20 +417,21 @@ class Model(training.Trainer):
         2-D array per output; an array alone for a single output). Each output's weighted loss is left
         in ``self._output_losses``.
         """
-        xs, ts = _listed(xb), _listed(tb)
+        xs = xb if isinstance(xb, list) else [xb]
+        ts = tb if isinstance(tb, list) else [tb]
         n = xs[0].shape[0]
         values = self._run_forward(xs, training=True)
         gradients = [None] * self._slot_count
         total = 0.0
         predictions = []
         output_losses = self._output_losses = [0.0] * len(self._outputs)
-        for k, (output, targets) in enumerate(zip(self._outputs, ts)):
-            y_pred = values[output.slot].reshape(-1, output.shape[-1])
-            grad = self._pool.get(("dloss", k), y_pred.shape, self.dtype)
+        for k, output in enumerate(self._outputs):
+            y_pred = values[output.slot].reshape(-1, output.width)
+            grad = self._pool.get(output.gradient_key, y_pred.shape, self.dtype)
             if output.fused:
-                value = output.loss.compute_from_logits(self._producer(output).logits.reshape(y_pred.shape), targets, grad)
+                value = output.loss.compute_from_logits(output.producer.logits.reshape(y_pred.shape), ts[k], grad)
             else:
-                value = output.loss.compute(y_pred, targets, grad)
+                value = output.loss.compute(y_pred, ts[k], grad)
             scale = output.weight * share
             if scale != 1.0:
                 grad *= scale  # backpropagation is linear in dL/dy: scaling here scales every gradient
@@ -432,10 +440,7 @@ class Model(training.Trainer):
             predictions.append(y_pred)
             self._add_gradient(gradients, output.slot, grad.reshape(n, *output.shape))
         self._backward(gradients)
-        return total, self._unlisted(predictions)
-
-    def _producer(self, output):
-        return self._nodes[output.slot - len(self.inputs)].layer
+        return total, (predictions[0] if len(predictions) == 1 else predictions)
 
     def _backward(self, gradients):
         """Backward over the plan in reverse, from the outputs' gradients in ``gradients``."""
@@ -455,7 +460,11 @@ class Model(training.Trainer):
             result = layer.backward_from_logits(gradient) if step.fused else layer.backward(gradient)
             if step.accumulate is not None:
                 grads[start:stop] += kept
-            if step.needs_input_grad:
+            if not step.needs_input_grad:
+                continue
+            if step.reads_one_tensor_once:  # the chain's case: hand the view over, no call
+                gradients[step.sources[0]] = result
+            else:
                 graph.deliver(step, result, n_inputs, gradients, self._add_gradient)
 
     # -- weights and description -----------------------------------------------------------------

@@ -365,7 +365,7 @@ class Trainer:
         if not math.isfinite(loss_value):
             return loss_value
         self.optimizer.step(self._store.params, self._store.grads, self._store.offsets)
-        if n_local:
+        if n_local and self.metrics:
             for output, predictions, targets in zip(self._outputs, _listed(y_pred), _listed(tb)):
                 for metric in output.metrics:
                     metric.update(predictions, targets)
@@ -425,7 +425,7 @@ class Trainer:
                 tb = _kernel_form(output, rows[start:stop])
                 y_pred = values[output.slot].reshape(-1, output.shape[-1])
                 if output.fused:
-                    value = output.loss.compute_from_logits(self._producer(output).logits.reshape(y_pred.shape), tb, y_pred, False)
+                    value = output.loss.compute_from_logits(output.producer.logits.reshape(y_pred.shape), tb, y_pred, False)
                 else:
                     value = output.loss.compute(y_pred, tb, y_pred, False)
                 sums[k] += output.weight * value * (stop - start)
