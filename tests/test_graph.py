@@ -288,3 +288,15 @@ def test_a_refused_graph_leaves_nothing_half_built():
     assert not merge.built
     out = merge([a, L.Dense(4)(a)])  # the same layer object still works once called correctly
     assert fd.Model(a, out).output_shape == (4,)
+
+
+def test_gradcheck_cli_checks_a_saved_graph_model(rng, tmp_path, capsys):
+    from verify import cli
+
+    model = _compiled()
+    x, y = _data(rng, 16)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "graph.fdnn")
+    assert cli.main([str(tmp_path / "graph.fdnn")]) == 0
+    out = capsys.readouterr().out
+    assert "all passed" in out and "shared" in out and "classes" in out
