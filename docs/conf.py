@@ -70,6 +70,9 @@ def _make_figures_and_samples(app):
     values = make_samples.main(folder)
     # Numbers quoted in prose, as |name| substitutions on every page.
     app.config.rst_epilog = "\n".join(f".. |{name}| replace:: {value}" for name, value in values.items())
+    import apple_graph  # the concept page's graph output, computed by fastdnn at build time
+
+    apple_graph.main(os.path.join(folder, "apple_graph.txt"))
 
 
 def setup(app):

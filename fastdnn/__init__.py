@@ -1,7 +1,7 @@
 """fastdnn: deep neural networks on NumPy arrays, trained by Numba kernels, behind a Keras-style API.
 
     import fastdnn as fd
-    model = fd.Sequential([fd.layers.Dense(64, activation="relu", input_shape=(64,)),
+    model = fd.Sequential([fd.Input((64,)), fd.layers.Dense(64, activation="relu"),
                            fd.layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, y, epochs=50, validation_split=0.1)
@@ -9,7 +9,7 @@
 
 from fastdnn import activations, callbacks, config, distributed, initializers, layers, losses, metrics, optimizers, plot
 from fastdnn import utils, wrappers
-from fastdnn.model import Sequential, TrainingDivergedError
+from fastdnn.model import Input, Model, Sequential, TrainingDivergedError
 from fastdnn.saving import FileFormatError, load_model
 from fastdnn.random import set_seed
 from fastdnn.threads import get_num_threads, set_num_threads
@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FileFormatError",
+    "Input",
+    "Model",
     "Sequential",
     "TrainingDivergedError",
     "load_model",

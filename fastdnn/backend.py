@@ -14,12 +14,12 @@ import os
 
 import numpy as np
 
-from fastdnn import config
+from fastdnn import config, graph
 from fastdnn.device_metrics import DeviceMetrics
 
 DEVICES = ("cpu", "cuda")
 #: The kernel modules of each family (``fastdnn/kernels/cpu/<name>.py`` and its CUDA twin).
-FAMILIES = ("activation", "dense", "loss", "optim", "data", "conv", "pool", "recurrent", "embedding", "dropout", "normalization", "metric")
+FAMILIES = ("activation", "dense", "loss", "optim", "data", "conv", "pool", "recurrent", "embedding", "dropout", "normalization", "merge", "metric")
 
 
 
@@ -113,7 +113,7 @@ def unsupported_cuda_layers(layers):
 def engine_for(model):
     """The model's `CudaEngine`, (re)created when its layers changed since the last call."""
     engine = getattr(model, "_cuda", None)
-    if engine is None or engine.layers != tuple(model._layers):
+    if engine is None or engine.plan is not model._plan:
         engine = model._cuda = CudaEngine(model)
     return engine
 
@@ -159,7 +159,9 @@ class CudaEngine:
         self.k = kernels("cuda")
         self.model = model
         self.layers = tuple(model._layers)
-        self.handlers = [device_layers.handler_for(layer)(self, index, layer) for index, layer in enumerate(self.layers)]
+        self.plan = model._plan
+        # One handler per node (layer call): a shared layer's calls keep their own buffers and caches.
+        self.handlers = [device_layers.handler_for(step.layer)(self, index, step.layer) for index, step in enumerate(self.plan)]
         self._store = None
         self._pool = _DevicePool()
         self._resident = None
@@ -182,7 +184,7 @@ class CudaEngine:
         self._empty = cuda.device_array(0, dtype=model.dtype)
         self._empty_2d = cuda.device_array((0, 0), dtype=model.dtype)
         where = {(id(layer), name): (int(a), int(b)) for (layer, name), a, b in zip(store.variables, store.offsets[:-1], store.offsets[1:])}
-        self.views = []  # per layer: ({name: device param}, {name: device grad}, [(device, host) to upload])
+        self.views = {}  # per layer id: ({name: device param}, {name: device grad}, [(device, host) to upload])
         for layer in model._layers:
             params, grads, uploads = {}, {}, []
             for name, host in layer.params.items():
@@ -194,7 +196,7 @@ class CudaEngine:
                     params[name] = cuda.device_array(host.shape, dtype=host.dtype)
                     grads[name] = cuda.device_array(host.shape, dtype=host.dtype)
                     uploads.append((params[name], host))
-            self.views.append((params, grads, uploads))
+            self.views[id(layer)] = (params, grads, uploads)
 
     def push_params(self):
         """Copy the host parameters (the source of truth between calls) to the device.
@@ -205,7 +207,7 @@ class CudaEngine:
             return
         self._layout()
         self.params.copy_to_device(self._store.params)
-        for _, _, uploads in self.views:
+        for _, _, uploads in self.views.values():
             for device_array, host in uploads:
                 device_array.copy_to_device(np.ascontiguousarray(host))
         for handler in self.handlers:
@@ -248,19 +250,20 @@ class CudaEngine:
             return True
         return nbytes <= free / 2  # true division: the simulator reports free=inf, and inf // 2 is nan
 
-    def _resident_data(self, x, flat_x, targets):
-        """Device copies of the whole training set, or None when it does not fit.
+    def _resident_data(self, x, targets, flats):
+        """Device copies of the whole training set (``flats``: every input, then every target, 2-D),
+        or None when it does not fit.
 
         Kept from epoch to epoch while ``fit`` passes the same ``x`` and ``targets`` objects, and
         dropped when ``fit`` ends (`release_data`), so a later ``fit`` never sees stale values.
         """
         if self._resident is not None and self._resident[0] is x and self._resident[1] is targets:
-            return self._resident[2:]
+            return self._resident[2]
         self._resident = None
-        if not self._fits(flat_x.nbytes + targets.nbytes):
+        if not self._fits(sum(a.nbytes for a in flats)):
             return None
-        self._resident = (x, targets, self._cuda.to_device(flat_x), self._cuda.to_device(targets))
-        return self._resident[2:]
+        self._resident = (x, targets, [self._cuda.to_device(a) for a in flats])
+        return self._resident[2]
 
     def release_data(self):
         """Free the device copy of the training set (the end of ``fit``)."""
@@ -268,78 +271,122 @@ class CudaEngine:
 
     # -- one pass ----------------------------------------------------------------------------------
 
-    def _forward(self, x, training):
-        """Forward through every layer on the device; ``x`` is a device array (n, *input_shape)."""
-        out = x
-        for handler, (params, _, _) in zip(self.handlers, self.views):
-            out = handler.forward(out, params, training)
-        return out.reshape(-1, self.model.output_shape[-1])
+    def _run_forward(self, xs, training):
+        """Every slot's device value after a forward pass over the plan (``xs``: the device inputs)."""
+        values = [None] * self.model._slot_count
+        values[: len(xs)] = xs
+        for step, handler in zip(self.plan, self.handlers):
+            params = self.views[id(step.layer)][0]
+            if step.layer.multiple_inputs:
+                out = handler.forward([values[source] for source in step.sources], params, training)
+            else:
+                out = handler.forward(values[step.sources[0]], params, training)
+            values[step.target] = out
+        return values
 
-    def _logits(self):
-        """Pre-activation of the output layer (for a loss fused with its softmax/sigmoid)."""
-        return self.handlers[-1].logits().reshape(-1, self.model.output_shape[-1])
+    def _predictions(self, values):
+        return [values[o.slot].reshape(values[o.slot].size // o.shape[-1], o.shape[-1]) for o in self.model._outputs]
 
-    def _loss(self, y_pred, tb, grad, with_grad):
-        model = self.model
-        loss = model.loss
-        if model._fused:
-            kernel, inputs = loss.logits_kernel, self._logits()
+    def _loss(self, k, y_pred, tb, grad, with_grad):
+        output = self.model._outputs[k]
+        loss = output.loss
+        if output.fused:
+            handler = self.handlers[output.slot - len(self.model.inputs)]
+            kernel, inputs = loss.logits_kernel, handler.logits().reshape(*y_pred.shape)
         else:
             kernel, inputs = (loss.logits_kernel if loss.from_logits else loss.kernel), y_pred
         return getattr(self.k.loss, kernel.__name__)(inputs, tb, grad, with_grad)
 
-    def _backward(self, output_grad):
-        gradient = output_grad
-        last = len(self.handlers) - 1
-        for index in range(last, -1, -1):
-            params, grads, _ = self.views[index]
-            from_logits = index == last and self.model._fused
-            gradient = self.handlers[index].backward(gradient, params, grads, from_logits)
-            if gradient is None:
-                return
+    def _add_gradient(self, gradients, slot, gradient):
+        """`Model._add_gradient` on the device: a tensor read by several nodes sums their gradients."""
+        if self.model._consumers[slot] == 1:
+            gradients[slot] = gradient
+            return
+        flat = gradient.reshape(gradient.size)
+        current = gradients[slot]
+        if current is None:
+            buffer = self._pool.get(("grad", slot), (gradient.size,), self.model.dtype)
+            self.k.merge.copy(flat, buffer)
+            gradients[slot] = buffer.reshape(*gradient.shape)
+        else:
+            total = current.reshape(current.size)
+            self.k.merge.combine(total, flat, self.k.merge.ADD, total)
+
+    def _backward(self, gradients):
+        model = self.model
+        n_inputs = len(model.inputs)
+        for index in range(len(self.plan) - 1, -1, -1):
+            step, handler = self.plan[index], self.handlers[index]
+            layer = step.layer
+            if step.call is not None:
+                layer.compute_input_grad = step.needs_input_grad
+            params, grads, _ = self.views[id(layer)]
+            if step.accumulate is not None:
+                start, stop = step.accumulate
+                kept = self._pool.get(("accumulate", id(layer)), (stop - start,), model.dtype)
+                self.k.merge.copy(self.grads[start:stop], kept)
+            result = handler.backward(gradients[step.target], params, grads, step.fused)
+            if step.accumulate is not None:
+                self.k.merge.combine(self.grads[start:stop], kept, self.k.merge.ADD, self.grads[start:stop])
+            if step.needs_input_grad:
+                graph.deliver(step, result, n_inputs, gradients, self._add_gradient)
 
     def loss_and_gradients(self, xb, tb):
-        """Mean loss of a device batch, with its gradient left in the flat device buffer ``grads``
-        (not when the loss is non-finite). Returns ``(loss, predictions on the device)``.
+        """Mean (weighted) loss of device batches (one per input; targets one per output), with its
+        gradient left in the flat device buffer ``grads`` (not when the loss is non-finite).
+        Returns ``(loss, predictions on the device, each output's weighted loss)``.
         """
-        y_pred = self._forward(xb, training=True)
-        grad = self._pool.get("dloss", y_pred.shape, self.model.dtype)
-        loss_value = self._loss(y_pred, tb, grad, True)
-        if np.isfinite(loss_value):
-            self._backward(grad.reshape(xb.shape[0], *self.model.output_shape))
-        return loss_value, y_pred
+        model = self.model
+        xs, ts = _listed(xb), _listed(tb)
+        n = xs[0].shape[0]
+        values = self._run_forward(xs, training=True)
+        predictions = self._predictions(values)
+        gradients = [None] * model._slot_count
+        total, output_losses = 0.0, []
+        for k, (output, y_pred, targets) in enumerate(zip(model._outputs, predictions, ts)):
+            grad = self._pool.get(("dloss", k), y_pred.shape, model.dtype)
+            value = self._loss(k, y_pred, targets, grad, True)
+            if output.weight != 1.0:
+                self.k.merge.scale(grad.reshape(grad.size), model.dtype.type(output.weight), grad.reshape(grad.size))
+            output_losses.append(output.weight * value)
+            total += output.weight * value
+            self._add_gradient(gradients, output.slot, grad.reshape(n, *output.shape))
+        if np.isfinite(total):
+            self._backward(gradients)
+        return total, predictions, output_losses
 
     def train_step(self, xb, tb):
         """Forward, loss, backward and one optimizer step on device batch arrays; returns the mean loss.
 
         A non-finite loss skips the step, as on the CPU.
         """
-        loss_value, y_pred = self.loss_and_gradients(xb, tb)
+        loss_value, y_pred, output_losses = self.loss_and_gradients(xb, tb)
         if np.isfinite(loss_value):
             self.model.optimizer.step(self.params, self.grads, self.offsets)
-        return loss_value, y_pred
+        return loss_value, y_pred, output_losses
 
     def train_epoch(self, x, targets, batch_size, shuffle, hooks):
-        """`Sequential._train_epoch` on the device: same shuffling, logs, hooks and failure report."""
+        """`Trainer._train_epoch` on the device: same shuffling, logs, hooks and failure report."""
         from fastdnn import random
         from fastdnn.kernels.cpu.data import take_rows as host_take_rows
 
         model = self.model
-        n = x.shape[0]
+        xs, ts = _listed(x), _listed(targets)
+        n = xs[0].shape[0]
         order = random.generator().permutation(n) if shuffle else None
-        flat_x = x.reshape(n, -1)
+        flats = [a.reshape(n, -1) for a in xs] + list(ts)
         self.push_params()
-        resident = self._resident_data(x, flat_x, targets)
+        resident = self._resident_data(x, targets, flats)
         rows = min(batch_size, n)
         if resident is not None and order is not None:
             d_order = self._cuda.to_device(order)
         elif resident is None:
-            host_x = model._pool.get("x", (rows, flat_x.shape[1]), x.dtype)
-            host_t = model._pool.get("t", (rows, targets.shape[1]), targets.dtype)
+            hosts = [model._pool.get(("host", i), (rows, a.shape[1]), a.dtype) for i, a in enumerate(flats)]
         for metric in model.metrics:
             metric.reset_state()
-        metrics = DeviceMetrics(self, model.metrics, model.loss.sparse)
+        metrics = [DeviceMetrics(self, output.metrics, output.loss.sparse) for output in model._outputs]
         loss_sum, seen, logs = 0.0, 0, {}
+        output_sums = np.zeros(len(ts))
         self._attach_optimizer()
         self._in_epoch = True
         try:
@@ -347,41 +394,44 @@ class CudaEngine:
                 stop = min(start + batch_size, n)
                 count = stop - start
                 if resident is not None:
-                    d_x, d_t = resident
                     if order is None:
-                        xb, tb = d_x[start:stop], d_t[start:stop]
+                        batches = [d[start:stop] for d in resident]
                     else:
-                        xb = self._pool.get("xb", (count, flat_x.shape[1]), x.dtype)
-                        tb = self._pool.get("tb", (count, targets.shape[1]), targets.dtype)
-                        self.k.data.take_rows(d_x, d_order[start:stop], xb)
-                        self.k.data.take_rows(d_t, d_order[start:stop], tb)
-                else:  # streamed: gather on the host, one copy per batch
+                        batches = [self._pool.get(("batch", i), (count, d.shape[1]), d.dtype) for i, d in enumerate(resident)]
+                        for d, b in zip(resident, batches):
+                            self.k.data.take_rows(d, d_order[start:stop], b)
+                else:  # streamed: gather on the host, one copy per batch and array
                     if order is None:
-                        hx, ht = flat_x[start:stop], targets[start:stop]
+                        parts = [a[start:stop] for a in flats]
                     else:
-                        hx, ht = host_x[:count], host_t[:count]
-                        host_take_rows(flat_x, order[start:stop], hx)
-                        host_take_rows(targets, order[start:stop], ht)
-                    xb, tb = self._cuda.to_device(np.ascontiguousarray(hx)), self._cuda.to_device(np.ascontiguousarray(ht))
+                        parts = [h[:count] for h in hosts]
+                        for a, h in zip(flats, parts):
+                            host_take_rows(a, order[start:stop], h)
+                    batches = [self._cuda.to_device(np.ascontiguousarray(p)) for p in parts]
                 hooks.on_train_batch_begin(batch)
-                kernel_targets = model._kernel_targets(tb)
-                loss_value, y_pred = self.train_step(xb.reshape(count, *x.shape[1:]), kernel_targets)
+                xb = [b.reshape(count, *a.shape[1:]) for b, a in zip(batches, xs)]
+                tb = batches[len(xs):]
+                kernel_targets = model._kernel_targets(model._unlisted(tb))
+                loss_value, y_pred, output_losses = self.train_step(model._unlisted(xb), kernel_targets)
                 if not np.isfinite(loss_value):
-                    metrics.publish()
-                    return model._logs(loss_sum / max(seen, 1)), (batch, loss_value)
+                    _publish(metrics)
+                    return model._logs(loss_sum / max(seen, 1), output_sums / max(seen, 1)), (batch, loss_value)
                 if model.metrics:
-                    rows = slice(start, stop) if order is None else order[start:stop]
-                    metrics.update(y_pred, kernel_targets, lambda: model._kernel_targets(targets[rows]))
+                    rows_taken = slice(start, stop) if order is None else order[start:stop]
+                    for k, (output, predictions, device_targets) in enumerate(zip(model._outputs, y_pred, _listed(kernel_targets))):
+                        if output.metrics:
+                            metrics[k].update(predictions, device_targets, lambda k=k, output=output: _kernel_rows(output, ts[k][rows_taken]))
                 loss_sum += loss_value * count
+                output_sums += np.asarray(output_losses) * count
                 seen += count
                 if hooks.wants_batch_logs:
-                    metrics.publish()
-                    logs = model._logs(loss_sum / seen)
+                    _publish(metrics)
+                    logs = model._logs(loss_sum / seen, output_sums / seen)
                 hooks.on_train_batch_end(batch, logs)
                 if model.stop_training:
                     break
-            metrics.publish()
-            return model._logs(loss_sum / max(seen, 1)), None
+            _publish(metrics)
+            return model._logs(loss_sum / max(seen, 1), output_sums / max(seen, 1)), None
         finally:
             self._in_epoch = False
             self._detach_optimizer()
@@ -390,34 +440,55 @@ class CudaEngine:
     # -- inference -------------------------------------------------------------------------------
 
     def predict(self, x, batch_size):
-        """Outputs for host ``x`` as a NumPy array (chunks of ``batch_size`` rows)."""
+        """Outputs for host inputs (one array, or a list in the model's input order) as NumPy arrays
+        (chunks of ``batch_size`` rows), shaped as `Trainer.predict` returns them."""
         model = self.model
-        n = x.shape[0]
+        xs = _listed(x)
+        n = xs[0].shape[0]
         self.push_params()
-        result = np.empty((n, *model.output_shape), dtype=model.dtype)
-        flat = result.reshape(n, -1)
+        results = [np.empty((n, *o.shape), dtype=model.dtype) for o in model._outputs]
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            xb = self._cuda.to_device(np.ascontiguousarray(x[start:stop]))
-            flat[start:stop] = self._forward(xb, training=False).copy_to_host().reshape(stop - start, -1)
-        return result
+            batch = [self._cuda.to_device(np.ascontiguousarray(a[start:stop])) for a in xs]
+            for result, y in zip(results, self._predictions(self._run_forward(batch, training=False))):
+                result.reshape(n, -1)[start:stop] = y.copy_to_host().reshape(stop - start, -1)
+        return model._unlisted(results, model._output_keys)
 
     def evaluate(self, x, targets, batch_size):
-        """Loss and metrics over host arrays in kernel form (`Sequential._evaluate_arrays` on the device)."""
+        """Loss and metrics over host arrays in kernel form (`Trainer._evaluate_arrays` on the device)."""
         model = self.model
+        xs, ts = _listed(x), _listed(targets)
+        n = xs[0].shape[0]
         self.push_params()
         for metric in model.metrics:
             metric.reset_state()
-        metrics = DeviceMetrics(self, model.metrics, model.loss.sparse)
-        loss_sum = 0.0
-        for start in range(0, x.shape[0], batch_size):
-            stop = min(start + batch_size, x.shape[0])
-            host_t = model._kernel_targets(targets[start:stop])
-            xb = self._cuda.to_device(np.ascontiguousarray(x[start:stop]))
-            tb = self._cuda.to_device(np.ascontiguousarray(host_t))
-            y_pred = self._forward(xb, training=False)
-            loss_sum += self._loss(y_pred, tb, y_pred, False) * (stop - start)
-            if model.metrics:
-                metrics.update(y_pred, tb, lambda: host_t)
-        metrics.publish()
-        return model._logs(loss_sum / x.shape[0])
+        metrics = [DeviceMetrics(self, output.metrics, output.loss.sparse) for output in model._outputs]
+        sums = np.zeros(len(ts))
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            batch = [self._cuda.to_device(np.ascontiguousarray(a[start:stop])) for a in xs]
+            predictions = self._predictions(self._run_forward(batch, training=False))
+            for k, (output, y_pred, rows) in enumerate(zip(model._outputs, predictions, ts)):
+                host_t = _kernel_rows(output, rows[start:stop])
+                tb = self._cuda.to_device(np.ascontiguousarray(host_t))
+                sums[k] += output.weight * self._loss(k, y_pred, tb, y_pred, False) * (stop - start)
+                if output.metrics:
+                    metrics[k].update(y_pred, tb, lambda host_t=host_t: host_t)
+        _publish(metrics)
+        sums /= n
+        return model._logs(float(np.sum(sums)), sums)
+
+
+def _listed(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _publish(metrics):
+    """Bring every output's device metric counts to its metric objects."""
+    for output_metrics in metrics:
+        output_metrics.publish()
+
+
+def _kernel_rows(output, rows):
+    """Host targets gathered per sample, as ``output``'s loss kernel takes them."""
+    return rows.reshape(-1) if output.loss.sparse else rows.reshape(-1, output.shape[-1])

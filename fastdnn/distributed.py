@@ -139,13 +139,11 @@ class MPIDataParallel(SingleProcess):
 
     def guard(self, run):
         """Run ``run()``; any exception on this rank prints its traceback and aborts every rank."""
-        from fastdnn.model import TrainingDivergedError
-
         try:
             return run()
-        except TrainingDivergedError:
-            raise  # every rank sees the same reduced loss and raises together: nothing hangs
-        except BaseException:  # noqa: B036 - a rank that stops alone would hang the others
+        except BaseException as error:  # noqa: B036 - a rank that stops alone would hang the others
+            if getattr(error, "raised_on_every_rank", False):
+                raise  # (TrainingDivergedError) every rank sees the same reduced loss and raises together
             sys.stderr.write(f"fastdnn.distributed: rank {self.rank} of {self.size} failed; aborting the job\n")
             traceback.print_exc(file=sys.stderr)
             sys.stderr.flush()
@@ -193,10 +191,9 @@ def data_parallel(model, comm=None):
     Returns ``model``. Without MPI, or with a single rank, the model trains as a single process, so
     the same script runs unchanged under ``python`` and ``mpirun``.
     """
-    from fastdnn.model import Sequential
-
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model: expected a fastdnn.Sequential, received {type(model).__name__}")
+    # Any model with a strategy slot (fastdnn.Model and Sequential): no import of the model from here.
+    if not hasattr(model, "_parallel") or not callable(getattr(model, "fit", None)):
+        raise TypeError(f"model: expected a fastdnn.Model or Sequential, received {type(model).__name__}")
     if comm is None:
         model._parallel = world()
     else:

@@ -18,8 +18,20 @@ import numpy as np
 from fastdnn import config, losses, metrics as metrics_module, optimizers, random, validation
 
 FORMAT = "fastdnn"
-VERSION = 1
+#: 2: the architecture is ``{"class_name", "config"}`` (Sequential or Functional) and the compile
+#: settings hold one loss and one metric list per output. Version 1 files (Sequential only) still load.
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "fastdnn.json"
+
+#: Model classes by the name saved with them, registered by `fastdnn.model` (so that this module,
+#: below the model, never imports it).
+_MODEL_CLASSES = {}
+
+
+def register_model_class(name, cls):
+    """Let `load_model` rebuild architectures saved under ``name`` with ``cls.from_config``."""
+    _MODEL_CLASSES[name] = cls
 
 
 class FileFormatError(ValueError):
@@ -32,7 +44,8 @@ class FileFormatError(ValueError):
 def save_model(model, path, include_optimizer=True):
     """Write ``model`` (architecture, weights, compile settings, optimizer state, random state) to ``path``."""
     model._require_built("save")
-    manifest = {"format": FORMAT, "version": VERSION, "kind": "model", "model": model.get_config(), "dtype": model.dtype.name}
+    architecture = {"class_name": _class_name(model), "config": model.get_config()}
+    manifest = {"format": FORMAT, "version": VERSION, "kind": "model", "model": architecture, "dtype": model.dtype.name}
     arrays = {}
     manifest["variables"] = _variables_entry(model, arrays)
     if model.compiled:
@@ -54,9 +67,7 @@ def clone_model(model):
     As ``keras.models.clone_model`` (and compiled like ``model``, when it is): the layers are rebuilt
     from their configs, so their initializers draw new weights; the optimizer starts from scratch.
     """
-    from fastdnn.model import Sequential
-
-    if not isinstance(model, Sequential):
+    if not isinstance(model, tuple(_MODEL_CLASSES.values())):
         raise TypeError(f"model: expected a fastdnn model, received {validation.describe(model)}")
     dtype = model.dtype.name if model.built else config.floatx()
     previous = config.floatx()
@@ -71,19 +82,29 @@ def clone_model(model):
 
 
 def _compile_settings(model):
+    """The compile arguments of ``model`` as the manifest stores them (one loss and metric list per output)."""
+    settings = model.compile_config()
     return {
-        "optimizer": model.optimizer.get_config(),
-        "loss": model.loss.get_config(),
-        "metrics": [_metric_entry(m) for m in model._metric_identifiers],
+        "optimizer": settings["optimizer"],
+        "losses": settings["losses"],
+        "loss_weights": settings["loss_weights"],
+        "metrics": [[_metric_entry(m) for m in entries] for entries in settings["metrics"]],
     }
 
 
 def _compile_from_settings(model, settings):
-    model.compile(
-        optimizer=optimizers.get(settings["optimizer"]),
-        loss=losses.get(settings["loss"]),
-        metrics=[_metric_from_entry(entry) for entry in settings.get("metrics", [])],
-    )
+    """Compile ``model`` from `_compile_settings` (version 2) or a version 1 file's single loss."""
+    if "losses" in settings:  # version 2: one loss and metric list per output
+        loss = [losses.get(entry) for entry in settings["losses"]]
+        metrics = [[_metric_from_entry(entry) for entry in entries] for entries in settings.get("metrics", [])]
+        loss_weights = settings.get("loss_weights")
+        if len(loss) == 1:
+            loss, metrics = loss[0], metrics[0] if metrics else []
+    else:  # version 1: a Sequential's one loss
+        loss = losses.get(settings["loss"])
+        metrics = [_metric_from_entry(entry) for entry in settings.get("metrics", [])]
+        loss_weights = None
+    model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=loss, loss_weights=loss_weights, metrics=metrics)
 
 
 def save_weights(model, path):
@@ -93,6 +114,13 @@ def save_weights(model, path):
     manifest = {"format": FORMAT, "version": VERSION, "kind": "weights", "dtype": model.dtype.name}
     manifest["variables"] = _variables_entry(model, arrays)
     _write_atomically(path, manifest, arrays)
+
+
+def _class_name(model):
+    for name, cls in _MODEL_CLASSES.items():
+        if type(model) is cls:
+            return name
+    raise ValueError(f"model: {type(model).__name__} is not a registered model class and cannot be saved")
 
 
 def _variables_entry(model, arrays):
@@ -160,9 +188,11 @@ def _open(path):
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         archive.close()
         raise FileFormatError(f"{path}: not a fastdnn save (format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in READABLE_VERSIONS:
         archive.close()
-        raise FileFormatError(f"{path}: format version {manifest.get('version')!r}; this fastdnn reads version {VERSION}")
+        raise FileFormatError(
+            f"{path}: format version {manifest.get('version')!r}; this fastdnn reads versions {', '.join(map(str, READABLE_VERSIONS))}"
+        )
     return archive, manifest
 
 
@@ -209,15 +239,14 @@ def _assign_variables(model, archive, manifest, path):
         current[...] = values
 
 
-def load_model(path, compile=True):
+def load_model(path, compile=True, custom_objects=None):
     """Rebuild the model saved at ``path``: architecture, weights, and (``compile``) its loss, metrics,
-    optimizer and optimizer state, ready to continue training.
+    optimizer and optimizer state, ready to continue training. ``custom_objects`` maps class names
+    to a user's own layer classes (``{"ScaledTanh": ScaledTanh}``).
 
     The random state saved with the model is restored too, so that a resumed run shuffles exactly as
     an uninterrupted one would.
     """
-    from fastdnn.model import Sequential
-
     compile = validation.boolean(compile, "compile")
     archive, manifest = _open(path)
     with archive:
@@ -227,7 +256,7 @@ def load_model(path, compile=True):
         previous = config.floatx()
         config.set_floatx(dtype)
         try:
-            model = Sequential.from_config(manifest["model"])
+            model = _model_from_manifest(manifest, custom_objects)
             model._require_built("load_model")
         except (KeyError, TypeError, ValueError) as error:
             raise FileFormatError(f"{path}: the saved architecture cannot be rebuilt ({error})") from None
@@ -253,6 +282,17 @@ def load_model(path, compile=True):
             except (TypeError, ValueError, KeyError) as error:
                 raise FileFormatError(f"{path}: invalid random state ({error})") from None
     return model
+
+
+def _model_from_manifest(manifest, custom_objects=None):
+    """The model of the saved architecture (version 1 held a Sequential's config alone)."""
+    architecture = manifest["model"]
+    if manifest.get("version") == 1:
+        return _MODEL_CLASSES["Sequential"].from_config(architecture, custom_objects)
+    name = architecture["class_name"]
+    if name not in _MODEL_CLASSES:
+        raise ValueError(f"unknown model class {name!r}; known: {sorted(_MODEL_CLASSES)}")
+    return _MODEL_CLASSES[name].from_config(architecture["config"], custom_objects)
 
 
 def load_weights(model, path):

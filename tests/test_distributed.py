@@ -98,7 +98,7 @@ def test_without_mpi_the_same_script_trains_as_one_process():
     assert model._parallel.size == 1 and model._parallel.is_root
     history = model.fit(np.zeros((8, 3)), np.zeros(8, dtype=int), epochs=2, verbose=0)
     assert len(history.epoch) == 2
-    with pytest.raises(TypeError, match="model: expected a fastdnn.Sequential"):
+    with pytest.raises(TypeError, match="model: expected a fastdnn.Model or Sequential"):
         distributed.data_parallel("model")
 
 

@@ -151,7 +151,7 @@ def test_damaged_files_give_clear_errors(rng, tmp_path):
         fd.load_model(foreign)
 
     future = tmp_path / "future.fdnn"
-    _rewrite(path, future, lambda name, raw: raw.replace(b'"version": 1', b'"version": 99') if name == "fastdnn.json" else raw)
+    _rewrite(path, future, lambda name, raw: raw.replace(b'"version": 2', b'"version": 99') if name == "fastdnn.json" else raw)
     with pytest.raises(fd.FileFormatError, match="format version 99"):
         fd.load_model(future)
     with pytest.raises(FileNotFoundError, match="no such file"):
@@ -216,7 +216,7 @@ def test_saved_file_is_plain_json_and_npy(tmp_path):
         names = archive.namelist()
         manifest = json.loads(archive.read("fastdnn.json"))
     assert names[0] == "fastdnn.json" and all(n.endswith(".npy") for n in names[1:])
-    assert manifest["format"] == "fastdnn" and manifest["compile"]["loss"]["name"] == "sparse_categorical_crossentropy"
+    assert manifest["format"] == "fastdnn" and manifest["version"] == 2 and manifest["compile"]["losses"][0]["name"] == "sparse_categorical_crossentropy"
 
 
 def test_gradcheck_cli_checks_a_saved_model(rng, tmp_path):

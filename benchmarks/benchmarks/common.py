@@ -30,6 +30,18 @@ def mlp(sizes, optimizer="adam", seed=0):
     return model
 
 
+def functional_mlp(sizes, optimizer="adam", seed=0):
+    """`mlp` built with the functional API (``fd.Input`` and layer calls into ``fd.Model``): the same
+    layers, weights and compile settings, run by the graph engine's general plan."""
+    fd.set_seed(seed)
+    tensor = inputs = fd.Input((sizes[0],))
+    for units in sizes[1:-1]:
+        tensor = fd.layers.Dense(units, activation="relu")(tensor)
+    model = fd.Model(inputs, fd.layers.Dense(sizes[-1], activation="softmax")(tensor))
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    return model
+
+
 def classification_data(n, n_in, n_classes, seed=0):
     """``n`` float32 samples of ``n_in`` features in [0, 1) and integer labels below ``n_classes``."""
     rng = np.random.default_rng(seed)

@@ -4,6 +4,7 @@ from fastdnn.layers.base import Layer, checked_weight, get, registry, serialize
 from fastdnn.layers.conv import Conv1D, Conv2D
 from fastdnn.layers.core import Activation, Dense, Input, InputLayer
 from fastdnn.layers.embedding import Embedding
+from fastdnn.layers.merging import Add, Average, Concatenate, Dot, Maximum, Merge, Minimum, Multiply, Subtract
 from fastdnn.layers.normalization import BatchNormalization
 from fastdnn.layers.pooling import (
     AveragePooling1D,
@@ -29,6 +30,15 @@ from fastdnn.layers.reshaping import Flatten, Reshape
 
 __all__ = [
     "Activation",
+    "Add",
+    "Average",
+    "Concatenate",
+    "Dot",
+    "Maximum",
+    "Merge",
+    "Minimum",
+    "Multiply",
+    "Subtract",
     "AveragePooling1D",
     "AveragePooling2D",
     "AvgPool1D",

@@ -136,14 +136,60 @@ class Layer:
         """
         raise NotImplementedError
 
+    #: True for layers that take a list of tensors (the merge layers): ``build`` gets a list of
+    #: shapes, ``forward`` a list of arrays, and ``backward`` returns a list of gradients.
+    multiple_inputs = False
+
     def __call__(self, x):
-        """Build on first use, run an inference forward pass and return a fresh array."""
+        """On symbolic tensors (``fd.Input``, other layers' outputs): record a graph node and return its
+        symbolic output. On arrays: build on first use, run an inference forward pass, return a fresh array.
+        """
+        from fastdnn import graph
+
+        if graph.is_symbolic(x):
+            return self._call_symbolic(x)
         dtype = self.dtype or config.floatx()
         x = self.validate_input(x, "x", dtype)
         if not self.built:
             self.build(x.shape[1:], dtype)
         self.check_input(x)
         return np.array(self.forward(x, training=False), copy=True)
+
+    def _call_symbolic(self, inputs):
+        """Build for the inputs' shapes (or check them against the built ones) and record a `graph.Node`."""
+        from fastdnn import graph
+
+        if isinstance(inputs, dict):
+            raise TypeError(f"layer {self.name!r}: expected a symbolic tensor or a list of them, received a dict")
+        tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if self.multiple_inputs != isinstance(inputs, (list, tuple)):
+            expected = "a list of symbolic tensors" if self.multiple_inputs else "one symbolic tensor"
+            raise TypeError(f"layer {self.name!r} ({type(self).__name__}): expected {expected}, received {validation.describe(inputs)}")
+        shapes = [t.sample_shape for t in tensors]
+        shape = shapes if self.multiple_inputs else shapes[0]
+        dtype = tensors[0].dtype if tensors[0].dtype.kind == "f" else np.dtype(config.floatx())
+        if not self.built:
+            self.build(shape, dtype)
+        else:
+            built = list(self.input_shape) if self.multiple_inputs else self.input_shape
+            if [tuple(s) for s in built] != [tuple(s) for s in shape] if self.multiple_inputs else tuple(built) != tuple(shape):
+                raise ValueError(
+                    f"layer {self.name!r} was built for inputs of shape {_batch_shapes(built, self.multiple_inputs)}, "
+                    f"but is called on {_batch_shapes(shape, self.multiple_inputs)}"
+                )
+        return graph.Node(self, tensors, self.output_shape, self.dtype).output
+
+    def _select_call(self, call):
+        """Use the buffers of call ``call`` of this layer (a layer shared by several graph nodes keeps
+        one set of buffers per call, so that one call's outputs survive the next call)."""
+        local = self._local
+        pools = getattr(local, "pools", None)
+        if pools is None:
+            pools = local.pools = {}
+        pool = pools.get(call)
+        if pool is None:
+            pool = pools[call] = BufferPool()
+        local.pool = pool
 
     def check_input(self, x, name="x"):
         """Raise unless ``x`` is a batch of this layer's built input shape and dtype."""
@@ -156,7 +202,7 @@ class Layer:
         if x.dtype.kind == "f" and x.dtype != self.dtype:
             raise TypeError(f"{name}: layer {self.name!r} expects dtype {self.dtype}, received {x.dtype}")
 
-    def buffer(self, key, shape):
+    def buffer(self, key, shape, dtype=None):
         """A ``shape`` view of this layer's reused buffer ``key`` (see `BufferPool`).
 
         Buffers are per thread, so that ``predict`` may run in several threads at once.
@@ -164,7 +210,7 @@ class Layer:
         pool = getattr(self._local, "pool", None)
         if pool is None:
             pool = self._local.pool = BufferPool()
-        return pool.get(key, shape, self.dtype)
+        return pool.get(key, shape, self.dtype if dtype is None else dtype)
 
     def __getstate__(self):
         # Buffers are scratch space: copies and pickles of a layer start without them.
@@ -193,6 +239,10 @@ class Layer:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
+def _batch_shapes(shape, multiple):
+    return [(None, *s) for s in shape] if multiple else (None, *shape)
+
+
 def checked_weight(value, current, name):
     """``value`` validated to replace the variable ``current`` (same shape, finite, its dtype)."""
     array = validation.float_array(value, name, current.dtype, min_ndim=0)
@@ -201,12 +251,16 @@ def checked_weight(value, current, name):
     return array
 
 
-def get(identifier):
-    """A layer from a config dict ``{"class_name": ..., "config": {...}}`` or a `Layer` instance."""
+def get(identifier, custom_objects=None):
+    """A layer from a config dict ``{"class_name": ..., "config": {...}}`` or a `Layer` instance.
+
+    ``custom_objects`` maps class names to layer classes that are not registered (a user's own).
+    """
     if isinstance(identifier, Layer):
         return identifier
     if isinstance(identifier, dict) and "class_name" in identifier:
-        cls = registry.lookup(identifier["class_name"])
+        name = identifier["class_name"]
+        cls = custom_objects[name] if custom_objects and name in custom_objects else registry.lookup(name)
         return cls.from_config(dict(identifier.get("config", {})))
     raise TypeError(f"layer: expected a Layer or a layer config dict, received {validation.describe(identifier)}")
 

@@ -26,9 +26,15 @@ class InputLayer(Layer):
         return {"name": self.name, "shape": list(self.input_shape)}
 
 
-def Input(shape, name=None):
-    """The input declaration of a `Sequential` model (Keras's ``keras.Input``)."""
-    return InputLayer(shape=shape, name=name)
+def Input(shape, name=None, dtype=None):
+    """A model input (Keras's ``keras.Input``): a symbolic tensor of sample shape ``shape``.
+
+    The input of ``fd.Model(inputs, outputs)``, or the first entry of a `Sequential` (the same as
+    giving the first layer ``input_shape=shape``). See `fastdnn.graph.Input`.
+    """
+    from fastdnn import graph
+
+    return graph.Input(shape, name=name, dtype=dtype)
 
 
 class _ActivationMixin:

@@ -5,10 +5,12 @@
 - ``cases``: a case for every registered activation, loss, layer and optimizer.
 - ``update_rules``: optimizer kernels against the reference over many steps.
 - ``check_model``: a compiled model's loss gradient, end to end.
+- ``check_layer``: any layer's backward pass (a user's own included), by finite differences.
 - ``selftest``: planted bugs that the checks must catch.
 - ``cli``: ``fastdnn-gradcheck``.
 """
 
+from fastdnn.verify.layers import check_layer
 from fastdnn.verify.models import check_model
 
-__all__ = ["check_model"]
+__all__ = ["check_layer", "check_model"]

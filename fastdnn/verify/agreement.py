@@ -223,8 +223,8 @@ def summary(results, seconds):
 
 
 def gradient_run(seed=0, only=None, mode=None):
-    """The end-to-end model gradient cases of ``fastdnn.verify.cases.model_cases`` and ``layer_model_cases``
-    (every layer family), compiled for ``device="cuda"``: the loss gradient computed by the CUDA
+    """The end-to-end model gradient cases of ``fastdnn.verify.cases.model_cases``, ``layer_model_cases``
+    (every layer family) and ``fastdnn.verify.graph_cases.graph_model_cases`` (merges, fan-out, sharing), compiled for ``device="cuda"``: the loss gradient computed by the CUDA
     kernels against float64 central differences.
 
     ``mode`` overrides each case's preferred mode (``"random"`` is far cheaper in the simulator).
@@ -232,11 +232,13 @@ def gradient_run(seed=0, only=None, mode=None):
     """
     from fastdnn.verify.cases import layer_model_cases, model_cases
     from fastdnn.verify.gradcheck import check
+    from fastdnn.verify.graph_cases import graph_model_cases
 
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     results = []
-    for case, preferred in itertools.chain(model_cases(rng, device="cuda"), layer_model_cases(rng, device="cuda")):
+    families = (model_cases, layer_model_cases, graph_model_cases)
+    for case, preferred in itertools.chain.from_iterable(family(rng, device="cuda") for family in families):
         if only and only not in case.op:
             continue
         results.extend(check(case, mode or preferred, rng))

@@ -1,4 +1,4 @@
-"""CPU-vs-CUDA agreement cases of the metric kernels (``kernels/*/metric.py``), for `verify.agreement`.
+"""CPU-vs-CUDA agreement cases of the metric kernels (``kernels/*/metric.py``), for `fastdnn.verify.agreement`.
 
 Predictions on a coarse grid (multiples of 0.25), so that rows hold tied maxima (the first wins on
 both sides), elements equal their targets, and values sit exactly on the threshold (``>`` is strict).
@@ -9,7 +9,7 @@ import numpy as np
 
 
 def cases(rng, dtype, n, d, k):
-    """Yield ``(name, family, function, args, output positions)`` in the format of `verify.agreement._cases`."""
+    """Yield ``(name, family, function, args, output positions)`` in the format of `fastdnn.verify.agreement._cases`."""
     p = (rng.integers(0, 5, size=(n, d)) / 4).astype(dtype)
     labels = rng.integers(0, d, size=n).astype(np.int64)
     one_hot = np.eye(d, dtype=dtype)[labels]

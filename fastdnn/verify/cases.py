@@ -473,6 +473,8 @@ LAYER_VARIANTS = {
         name: (lambda name=name: [v for v in _misc_variants() if v.registered == name])
         for name in ("flatten", "reshape", "dropout", "embedding", "batchnormalization")
     },
+    # Several inputs each: their cases are fastdnn.verify.graph_cases.merge_cases.
+    **{name: (lambda: []) for name in ("add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot")},
 }
 
 
@@ -584,7 +586,10 @@ def _cuda_model_case(op, model, x, targets):
     from fastdnn import backend
 
     engine = backend.engine_for(model)
-    device_x, device_t = cuda.to_device(x), cuda.to_device(targets)
+    def on_device(arrays):  # one array, or a list of them (several inputs or outputs)
+        return [cuda.to_device(a) for a in arrays] if isinstance(arrays, list) else cuda.to_device(arrays)
+
+    device_x, device_t = on_device(x), on_device(targets)
     store = model._store
     arguments = {f"{layer.name}.{key}": value for layer in model.layers for key, value in layer.params.items()}
     spans = {f"{layer.name}.{key}": (int(a), int(b), layer.params[key].shape) for (layer, key), a, b in zip(store.variables, store.offsets[:-1], store.offsets[1:])}
@@ -606,9 +611,12 @@ def _cuda_model_case(op, model, x, targets):
 
 def gradient_cases(seed=0):
     """Every gradient case, with its preferred mode: ``[(GradientCase, "full" | "random"), ...]``."""
+    from fastdnn.verify import graph_cases
+
     rng = np.random.default_rng(seed)
     cases = []
-    for family in (activation_cases, loss_cases, layer_cases, model_cases, layer_model_cases):
+    families = (activation_cases, loss_cases, layer_cases, model_cases, layer_model_cases)
+    for family in (*families, graph_cases.merge_cases, graph_cases.graph_model_cases):
         cases.extend(family(rng))
     return cases
 

@@ -45,24 +45,25 @@ def random_batch(model, n=MAX_SAMPLES, seed=0):
     """Inputs and valid targets shaped for a built, compiled ``model``: what ``fastdnn-gradcheck
     model.fdnn`` checks a saved model on.
     """
+    from fastdnn.verify.graph_cases import random_targets
+
     rng = np.random.default_rng(seed)
-    first = model.layers[0]
-    if hasattr(first, "input_dim"):  # integer indices (Embedding)
-        x = rng.integers(0, first.input_dim, (n, *model._input_shape))
-    else:
-        x = rng.normal(size=(n, *model._input_shape))
-    width = model.output_shape[-1]
-    rows = (n, *model.output_shape[:-1])
-    name = model.loss.name
-    if name == "sparse_categorical_crossentropy":
-        y = rng.integers(0, width, rows)
-    elif name == "categorical_crossentropy":
-        y = np.eye(width)[rng.integers(0, width, rows)]
-    elif name == "binary_crossentropy":
-        y = rng.integers(0, 2, (*rows, width)).astype(np.float64)
-    else:
-        y = rng.normal(size=(*rows, width))
-    return x, y
+    xs = []
+    for tensor, reader in zip(model.inputs, model._input_readers):
+        if hasattr(reader, "input_dim"):  # integer indices (Embedding)
+            xs.append(rng.integers(0, reader.input_dim, (n, *tensor.sample_shape)))
+        else:
+            xs.append(rng.normal(size=(n, *tensor.sample_shape)))
+    return (xs[0] if len(xs) == 1 else xs), random_targets(rng, model, n)
+
+
+def _first_rows(data):
+    """The first ``MAX_SAMPLES`` rows of an array, or of each array of a list or dict."""
+    if isinstance(data, dict):
+        return {key: np.asarray(value)[:MAX_SAMPLES] for key, value in data.items()}
+    if isinstance(data, (list, tuple)) and data and all(isinstance(v, np.ndarray) for v in data):
+        return [np.asarray(value)[:MAX_SAMPLES] for value in data]
+    return np.asarray(data)[:MAX_SAMPLES]
 
 
 def check_model(model, x, y, mode=None, seed=0):
@@ -75,17 +76,19 @@ def check_model(model, x, y, mode=None, seed=0):
 
     Returns a `ModelCheck`; ``result.passed`` and ``print(result)`` give the verdict per layer.
     """
-    if not isinstance(model, fd.Sequential):
-        raise TypeError(f"model: expected a fastdnn.Sequential, received {type(model).__name__}")
+    if not isinstance(model, fd.Model):
+        raise TypeError(f"model: expected a fastdnn.Model or Sequential, received {type(model).__name__}")
     if not model.compiled:
         raise RuntimeError("model: check_model needs a compiled model (the loss is what is differentiated)")
-    x = np.asarray(x)[:MAX_SAMPLES]
-    y = np.asarray(y)[:MAX_SAMPLES]
+    x, y = _first_rows(x), _first_rows(y)
     previous = fd.config.floatx()
     fd.config.set_floatx("float64")
     try:
-        copy = fd.Sequential.from_config(model.get_config())
-        copy.compile(optimizer=fd.optimizers.SGD(learning_rate=0.0), loss=model.loss.get_config())
+        own = {type(layer).__name__: type(layer) for layer in model.layers}  # a user's layers, registered or not
+        copy = type(model).from_config(model.get_config(), custom_objects=own)
+        losses = [loss.get_config() for loss in model._losses]
+        copy.compile(optimizer=fd.optimizers.SGD(learning_rate=0.0), loss=losses[0] if len(losses) == 1 else losses,
+                     loss_weights=model.loss_weights)
         copy._require_built("check_model")
     finally:
         fd.config.set_floatx(previous)

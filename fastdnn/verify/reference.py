@@ -685,3 +685,58 @@ def gru_backward(x, W, U, b, dLdY, activation_name="tanh", recurrent_name="sigmo
         dX[:, t] = du @ W.T
         dh = dh * s["z"] + dv @ U.T
     return dX, dW, dU, db
+
+
+# -- merge layers: forward and the gradient of every input ---------------------------------------------
+
+
+def merge(kind, xs):
+    """Elementwise merge of equal-shaped arrays: add, subtract, multiply, average, maximum, minimum."""
+    xs = [np.asarray(x, dtype=np.float64) for x in xs]
+    if kind == "add":
+        return np.sum(xs, axis=0)
+    if kind == "subtract":
+        return xs[0] - xs[1]
+    if kind == "multiply":
+        return np.prod(xs, axis=0)
+    if kind == "average":
+        return np.mean(xs, axis=0)
+    return (np.max if kind == "maximum" else np.min)(xs, axis=0)
+
+
+def merge_backward(kind, xs, dLdY):
+    """``[dL/dx_i]`` of `merge`; for maximum/minimum the first input holding the extreme gets it."""
+    xs = [np.asarray(x, dtype=np.float64) for x in xs]
+    g = np.asarray(dLdY, dtype=np.float64)
+    k = len(xs)
+    if kind == "add":
+        return [g.copy() for _ in xs]
+    if kind == "subtract":
+        return [g.copy(), -g]
+    if kind == "average":
+        return [g / k for _ in xs]
+    if kind == "multiply":
+        return [g * np.prod([x for j, x in enumerate(xs) if j != i], axis=0) for i in range(k)]
+    winner = (np.argmax if kind == "maximum" else np.argmin)(np.stack(xs), axis=0)  # first index on ties
+    return [np.where(winner == i, g, 0.0) for i in range(k)]
+
+
+def concatenate(xs, axis):
+    return np.concatenate([np.asarray(x, dtype=np.float64) for x in xs], axis=axis)
+
+
+def l2_normalize(x, axis, epsilon=1e-12):
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.sqrt(np.maximum(np.sum(x * x, axis=axis, keepdims=True), epsilon))
+
+
+def dot(x, y, axes, normalize=False):
+    """Keras's ``Dot``: per sample, contract axis ``axes[0]`` of x with ``axes[1]`` of y (batch axis 0);
+    the remaining axes of x, then of y; (n, 1) when nothing remains."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ax, ay = (a if a > 0 else nd + a for a, nd in zip(axes, (x.ndim, y.ndim)))
+    if normalize:
+        x, y = l2_normalize(x, ax), l2_normalize(y, ay)
+    out = np.stack([np.tensordot(x[i], y[i], axes=(ax - 1, ay - 1)) for i in range(x.shape[0])])
+    return out.reshape(x.shape[0], 1) if out.ndim == 1 else out

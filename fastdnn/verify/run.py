@@ -12,10 +12,12 @@ from fastdnn.verify.gradcheck import CheckResult, check
 
 def matches(op, pattern):
     """Substring match, or with wildcards (``* ? []``) a glob against the op name with or without its
-    family prefix: ``adam*`` and ``optimizer:adam*`` both select the Adam cases.
+    family prefix: ``adam*`` and ``optimizer:adam*`` both select the Adam cases. Case-insensitive,
+    as pytest's ``-k`` is: ``dense`` selects ``layer:Dense(...)``.
     """
     if pattern is None:
         return True
+    op, pattern = op.lower(), pattern.lower()
     if any(ch in pattern for ch in "*?["):
         return fnmatch.fnmatchcase(op, pattern) or fnmatch.fnmatchcase(op.partition(":")[2], pattern)
     return pattern in op

@@ -228,6 +228,14 @@ MUTATIONS = [
              "grad[i, j] = (prob * t_sum - float(t[i, j])) * scale", "grad[i, j] = (prob - float(t[i, j])) * scale",
              "loss:categorical_crossentropy from_logits*targets*",
              patch=((fd.losses.CategoricalCrossentropy, "logits_kernel", "categorical_crossentropy_from_logits"),)),
+    # the graph engine: fan-out and sharing
+    Mutation("dropped term", "a tensor read by several layers keeps the last consumer's gradient (overwrite, not sum)",
+             fd.model, "Model._add_gradient",
+             "np.add(current, gradient.reshape(current.shape), out=current)", "np.copyto(current, gradient.reshape(current.shape))",
+             "model:graph: one tensor read by three layers", patch=((fd.model.Model, "_add_gradient", "_add_gradient"),)),
+    Mutation("dropped term", "a shared layer keeps only its last call's parameter gradient", fd.model, "Model._backward",
+             "grads[start:stop] += kept", "grads[start:stop] = grads[start:stop]",
+             "model:graph: a layer shared by two branches", patch=((fd.model.Model, "_backward", "_backward"),)),
 ]
 
 

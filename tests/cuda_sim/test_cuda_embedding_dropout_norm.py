@@ -215,7 +215,7 @@ def test_embedding_handler_converts_other_integer_indices_and_refuses_floats():
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", device="cuda")
     engine = backend.engine_for(model)
     engine.push_params()
-    handler, (params, _, _) = engine.handlers[0], engine.views[0]
+    handler, (params, _, _) = engine.handlers[0], engine.views[id(engine.handlers[0].layer)]
     index = np.array([[0, 6, 2, 2]], np.int32)
     out = handler.forward(cuda.to_device(index), params, training=False).copy_to_host()
     np.testing.assert_array_equal(out, model.layers[0].params["embeddings"][index])
