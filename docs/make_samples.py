@@ -15,9 +15,9 @@ substitutions. Usage: ``python docs/make_samples.py [OUTPUT_FOLDER]`` (default `
 
 import contextlib
 import io
+import json
 import os
 import re
-import runpy
 import subprocess
 import sys
 import tempfile
@@ -40,35 +40,52 @@ def _elide(lines, keep):
     return out
 
 
+_MARK = "----- make_samples: next example -----"
+
+# Runs the examples one after the other in one namespace, in a fresh interpreter (so that layer
+# names and random state are what a reader running them gets), then prints the quoted values.
+_RUNNER = """
+import json, runpy, sys
+namespace = {{}}
+for path in sys.argv[1:]:
+    namespace = runpy.run_path(path, init_globals=namespace)
+    print({mark!r}, flush=True)
+print(json.dumps({{"loss": float(namespace["loss"]), "accuracy": float(namespace["accuracy"])}}))
+"""
+
+
+def _environment():
+    return {**os.environ, "COLUMNS": "100", "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+
+
 def run_examples():
-    """Run first_model.py then callbacks.py in one namespace (in a scratch folder); their outputs."""
-    namespace, outputs = {}, {}
-    here = os.getcwd()
+    """Run first_model.py then callbacks.py (in a scratch folder: the callbacks write files); their outputs."""
+    names = ("first_model", "callbacks")
+    paths = [os.path.join(EXAMPLES, f"{name}.py") for name in names]
     with tempfile.TemporaryDirectory() as scratch:
-        os.chdir(scratch)  # the callbacks write best.fdnn and training.csv
-        try:
-            for name in ("first_model", "callbacks"):
-                stream = io.StringIO()
-                with contextlib.redirect_stdout(stream):
-                    namespace = runpy.run_path(os.path.join(EXAMPLES, f"{name}.py"), init_globals=namespace)
-                outputs[name] = stream.getvalue().rstrip("\n").splitlines()
-        finally:
-            os.chdir(here)
+        result = subprocess.run(
+            [sys.executable, "-c", _RUNNER.format(mark=_MARK), *paths],
+            cwd=scratch, env=_environment(), capture_output=True, text=True, timeout=600,
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"the documentation's examples failed:\n{result.stderr[-5000:]}")
+    *chunks, quoted = result.stdout.split(_MARK + "\n")
+    outputs = {name: chunk.rstrip("\n").splitlines() for name, chunk in zip(names, chunks)}
     # the epoch lines come in pairs ("Epoch k/20", then its numbers): keep epochs 1, 2 and the last
     lines = outputs["first_model"]
     epochs = [i for i, line in enumerate(lines) if line.startswith("Epoch ")]
     keep = set(range(epochs[0])) | {epochs[0], epochs[0] + 1, epochs[1], epochs[1] + 1, epochs[-1], epochs[-1] + 1}
     outputs["first_model"] = _elide(lines, keep)
+    values = json.loads(quoted)
     from fastdnn.cli import demo
 
     with contextlib.redirect_stdout(io.StringIO()):
         demo_accuracy = demo(verbose=0)
-    values = {
-        "first_model_loss": f"{namespace['loss']:.3f}",
-        "first_model_accuracy": f"{namespace['accuracy']:.3f}",
+    return outputs, {
+        "first_model_loss": f"{values['loss']:.3f}",
+        "first_model_accuracy": f"{values['accuracy']:.3f}",
         "demo_accuracy": f"{demo_accuracy:.3f}",
     }
-    return outputs, values
 
 
 def _gradcheck_command():
@@ -81,8 +98,7 @@ def _gradcheck_command():
 
 def gradcheck(*arguments):
     """``(exit status, output lines)`` of ``fastdnn-gradcheck arguments`` (argparse wrapped at 100 columns)."""
-    env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([*_gradcheck_command(), *arguments], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([*_gradcheck_command(), *arguments], cwd=ROOT, env=_environment(), capture_output=True, text=True, timeout=600)
     return result.returncode, (result.stdout + result.stderr).rstrip("\n").splitlines()
 
 
