@@ -10,7 +10,7 @@ import sys
 
 DOCS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(DOCS)
-# Document the working tree (fastdnn/ and verify/), whether or not it is installed.
+# Document the working tree (fastdnn/, its verifier included), whether or not it is installed.
 sys.path.insert(0, ROOT)
 sys.path.insert(0, DOCS)
 

@@ -1,14 +1,21 @@
 import os
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# The CUDA tests (tests/cuda_sim) run in numba's CUDA simulator, in this same session: the switch must be
+# set before numba is first imported (numba reads it once). The CPU kernels are unaffected by it.
+# NUMBA_ENABLE_CUDASIM=0 in the environment keeps the simulator off (tests/cuda_sim is then skipped).
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
-import fastdnn as fd
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
-# Hypothesis profiles: "ci" (the default: a few hundred examples per property), "long" on demand
-# with HYPOTHESIS_PROFILE=long.
-settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+import fastdnn as fd  # noqa: E402
+
+# Hypothesis profiles: "ci" (the default: a few hundred examples per property, the same ones on every
+# run), "long" on demand with HYPOTHESIS_PROFILE=long (new random examples each run).
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile("long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -4,8 +4,8 @@ import pytest
 import fastdnn as fd
 from fastdnn.kernels.cpu import activation as kernels
 from tests.conftest import ATOL, DTYPES, RTOL, SHAPES
-from verify import reference
-from verify.gradcheck import numerical_gradient, relative_error
+from fastdnn.verify import reference
+from fastdnn.verify.gradcheck import numerical_gradient, relative_error
 
 NAMES = fd.activations.registry.names()
 PARAMS = {"leaky_relu": {"negative_slope": 0.2}, "elu": {"alpha": 1.0}}

@@ -20,14 +20,15 @@ def _model(optimizer="adam"):
 
 
 class Scripted(cb.Callback):
-    """Feeds a scripted sequence of val_loss values into the logs, to drive the monitors exactly."""
+    """Feeds a scripted sequence of values of one log entry (val_loss by default), to drive the monitors exactly."""
 
-    def __init__(self, values):
+    def __init__(self, values, key="val_loss"):
         super().__init__()
         self.values = list(values)
+        self.key = key
 
     def on_epoch_end(self, epoch, logs=None):
-        logs["val_loss"] = self.values[epoch]
+        logs[self.key] = self.values[epoch]
 
 
 def test_early_stopping_waits_patience_epochs(rng):
@@ -43,8 +44,14 @@ def test_early_stopping_min_delta_mode_and_start_from_epoch(rng):
     stopper = cb.EarlyStopping(monitor="val_loss", min_delta=0.5, patience=1, start_from_epoch=2)
     history = _model().fit(x, y, epochs=10, verbose=0, callbacks=[Scripted([9, 9, 5, 4.8, 4.7, 1, 1, 1, 1, 1]), stopper])
     assert len(history.epoch) == 4  # epochs 0-1 ignored; 4.8 and 4.7 are within min_delta of 5
-    maximizer = cb.EarlyStopping(monitor="val_accuracy")
-    assert maximizer._watch.mode == "max"
+
+    # mode "auto" maximizes an accuracy: rising values never stop it, falling ones do
+    rising = cb.EarlyStopping(monitor="val_accuracy", patience=1)
+    history = _model().fit(x, y, epochs=6, verbose=0, callbacks=[Scripted([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "val_accuracy"), rising])
+    assert len(history.epoch) == 6 and rising.stopped_epoch == 0
+    falling = cb.EarlyStopping(monitor="val_accuracy", patience=1)
+    history = _model().fit(x, y, epochs=6, verbose=0, callbacks=[Scripted([0.6, 0.5, 0.4, 0.3, 0.2, 0.1], "val_accuracy"), falling])
+    assert len(history.epoch) == 2 and falling.best == 0.6
 
 
 def test_restore_best_weights_also_when_training_ends_normally(rng):

@@ -5,8 +5,8 @@ import fastdnn as fd
 from fastdnn.kernels.cpu import activation as activation_kernels
 from fastdnn.kernels.cpu import dense as kernels
 from tests.conftest import DTYPES
-from verify import reference
-from verify.gradcheck import numerical_gradient, relative_error
+from fastdnn.verify import reference
+from fastdnn.verify.gradcheck import numerical_gradient, relative_error
 
 # (batch, n_in, n_out): a batch of 1, single units, non-square.
 SIZES = [(1, 1, 1), (1, 5, 3), (7, 1, 4), (16, 9, 2), (33, 20, 17)]

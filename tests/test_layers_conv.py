@@ -7,7 +7,7 @@ import fastdnn as fd
 from fastdnn.kernels.cpu import activation as activation_kernels
 from fastdnn.kernels.cpu import conv as conv_kernels
 from tests.conftest import DTYPES
-from verify import reference
+from fastdnn.verify import reference
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
@@ -33,6 +33,11 @@ def _built(layer, shape, dtype):
     return layer
 
 
+def _per_axis(value, rank):
+    """An int or tuple argument as one value per axis, read here (not from the layer under test)."""
+    return (value,) * rank if isinstance(value, int) else tuple(value)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("spec", CONV2D + CONV1D)
 def test_conv_layer_matches_reference(dtype, spec, rng):
@@ -48,7 +53,8 @@ def test_conv_layer_matches_reference(dtype, spec, rng):
     one = (1,) * (2 - layer.rank)
     x4 = x.reshape(shape[0], *one, *shape[1:])
     K = layer.params["W"].reshape(*one, *layer.params["W"].shape)
-    geometry = ((*one, *layer.strides), padding, (*one, *layer.dilation_rate), activation)
+    rank = len(shape) - 2
+    geometry = ((*one, *_per_axis(strides, rank)), padding, (*one, *_per_axis(dilation, rank)), activation)
     _, y_ref = reference.conv_forward(x4, K, layer.params["b"], *geometry)
     np.testing.assert_allclose(y, y_ref.reshape(y.shape), **TOL[dtype])
 

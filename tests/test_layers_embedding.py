@@ -5,7 +5,7 @@ import pytest
 
 import fastdnn as fd
 from tests.conftest import DTYPES
-from verify import reference
+from fastdnn.verify import reference
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastdnn as fd
-from verify import check_model
+from fastdnn.verify import check_model
 
 L = fd.layers
 

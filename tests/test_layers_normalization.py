@@ -5,7 +5,7 @@ import pytest
 
 import fastdnn as fd
 from tests.conftest import DTYPES
-from verify import reference
+from fastdnn.verify import reference
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-12)}
 

@@ -5,7 +5,7 @@ import pytest
 
 import fastdnn as fd
 from tests.conftest import DTYPES
-from verify import reference
+from fastdnn.verify import reference
 
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
 
@@ -42,8 +42,10 @@ def test_pooling_matches_reference(dtype, kind, spec, rng):
     x = rng.normal(size=shape).astype(dtype)
     y = layer.forward(x, training=True)
     assert y.shape == (shape[0], *layer.output_shape)
-    pool = (1,) * (2 - rank) + layer.pool_size
-    step = (1,) * (2 - rank) + layer.strides
+    # the geometry from the arguments, not from the layer under test
+    pool = (pool_size,) * rank if isinstance(pool_size, int) else tuple(pool_size)
+    step = pool if strides is None else (strides,) * rank if isinstance(strides, int) else tuple(strides)
+    pool, step = (1,) * (2 - rank) + pool, (1,) * (2 - rank) + step
     forward, backward = (reference.max_pool, reference.max_pool_backward) if kind == "max" else (reference.avg_pool, reference.avg_pool_backward)
     y_ref = forward(_as_2d(x, rank), pool, step, padding)
     np.testing.assert_allclose(y, y_ref.reshape(y.shape), **TOL[dtype])

@@ -5,7 +5,7 @@ import pytest
 
 import fastdnn as fd
 from tests.conftest import DTYPES
-from verify import reference
+from fastdnn.verify import reference
 
 TOL = {np.float32: dict(rtol=5e-4, atol=5e-5), np.float64: dict(rtol=1e-9, atol=1e-12)}
 LAYERS = [fd.layers.SimpleRNN, fd.layers.LSTM, fd.layers.GRU]

@@ -3,8 +3,9 @@ import pytest
 
 import fastdnn as fd
 from tests.conftest import DTYPES
-from verify import reference
-from verify.gradcheck import numerical_gradient, relative_error
+from fastdnn.verify import reference
+from fastdnn.verify.cases import TARGET_KINDS, target_rows
+from fastdnn.verify.gradcheck import numerical_gradient, relative_error
 
 SHAPES = [(1, 1), (1, 4), (6, 1), (8, 3), (32, 10)]
 TOL = {np.float32: dict(rtol=2e-5, atol=1e-7), np.float64: dict(rtol=1e-11, atol=1e-14)}
@@ -60,6 +61,22 @@ def test_value_and_gradient_match_reference(name, from_logits, dtype, shape, rng
     loss = _loss(name, from_logits)
     assert loss(t, p) == pytest.approx(reference.loss(name, t, p, from_logits), rel=TOL[dtype]["rtol"])
     np.testing.assert_allclose(loss.gradient(t, p), reference.loss_gradient(name, t, p, from_logits), **TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", TARGET_KINDS)
+@pytest.mark.parametrize("name, from_logits", [case for case in CASES if not case[0].startswith("sparse")])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_kind_of_target_row(name, from_logits, kind, dtype, rng):
+    """One-hot, multi-hot, soft and all-zero rows: value and gradient against the reference, whose
+    crossentropy does not assume rows summing to 1."""
+    _, p = _case(name, (6, 4), dtype, rng, from_logits)
+    t = target_rows(kind, (6, 4), rng).astype(dtype)
+    loss = _loss(name, from_logits)
+    expected = reference.loss(name, t, p, from_logits)
+    assert loss(t, p) == pytest.approx(expected, rel=TOL[dtype]["rtol"], abs=TOL[dtype]["atol"])
+    np.testing.assert_allclose(loss.gradient(t, p), reference.loss_gradient(name, t, p, from_logits), **TOL[dtype])
+    if kind == "all-zero" and name.endswith("categorical_crossentropy"):
+        assert expected == 0.0 and not np.any(loss.gradient(t, p))  # no target, no loss
 
 
 @pytest.mark.parametrize("name, from_logits", CASES)

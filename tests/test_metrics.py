@@ -3,7 +3,7 @@ import pytest
 from sklearn import metrics as skm
 
 import fastdnn as fd
-from verify import reference
+from fastdnn.verify import reference
 
 
 def _probabilities(rng, n, k):
@@ -67,3 +67,27 @@ def test_metric_errors():
         fd.metrics.SparseCategoricalAccuracy()([5], [[0.2, 0.3, 0.5]])
     with pytest.raises(ValueError, match="y_true: expected shape"):
         fd.metrics.CategoricalAccuracy()([[1, 0]], [[0.2, 0.3, 0.5]])
+
+
+def test_every_metric_option_matches_an_independent_value(rng):
+    """Thresholds other than 0.5, counted here with NumPy and scikit-learn."""
+    p = rng.uniform(size=(300, 2))
+    truth = rng.integers(0, 2, (300, 2)).astype(float)
+    for threshold in (0.2, 0.5, 0.8):
+        expected = np.mean((p > threshold) == (truth > threshold))
+        assert fd.metrics.BinaryAccuracy(threshold=threshold)(truth, p) == pytest.approx(expected)
+        decisions = (p > threshold).astype(int).ravel()
+        flat_truth = truth.astype(int).ravel()
+        assert fd.metrics.Precision(thresholds=threshold)(truth, p) == pytest.approx(skm.precision_score(flat_truth, decisions))
+        assert fd.metrics.Recall(thresholds=threshold)(truth, p) == pytest.approx(skm.recall_score(flat_truth, decisions))
+
+
+METRIC_CHECKS = {
+    "accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "mean_absolute_error", "mae", "mean_squared_error", "mse", "precision", "recall",
+}
+
+
+def test_every_registered_metric_is_checked_here():
+    # the tests above compare each of these with an independent value; a new metric must join them
+    assert METRIC_CHECKS == set(fd.metrics.registry.names(aliases=True))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import fastdnn as fd
-from verify import reference
+from fastdnn.verify import reference
 
 # (registered rule, reference rule, hyperparameters): defaults and every option.
 CONFIGS = [

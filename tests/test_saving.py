@@ -180,13 +180,15 @@ def test_weights_that_do_not_fit_are_named(rng, tmp_path):
     model = _model()
     model.save_weights(tmp_path / "w.bin")
     wider = fd.Sequential([fd.layers.Dense(9, activation="relu", input_shape=(5,)), fd.layers.Dense(3, activation="softmax")])
+    before = wider.get_weights()
     with pytest.raises(fd.FileFormatError, match=r"weights for dense_\d+\.W have shape \(5, 7\).*expects \(5, 9\)"):
         wider.load_weights(tmp_path / "w.bin")
     deeper = fd.Sequential([fd.layers.Dense(7, input_shape=(5,)), fd.layers.Dense(7), fd.layers.Dense(3)])
+    deeper_before = deeper.get_weights()
     with pytest.raises(fd.FileFormatError, match="holds 4 weight arrays, the model has 6"):
         deeper.load_weights(tmp_path / "w.bin")
-    before = wider.get_weights()
-    for a, b in zip(before, wider.get_weights()):
+    # a refused load writes nothing (deeper's first two arrays have the saved shapes)
+    for a, b in zip(before + deeper_before, wider.get_weights() + deeper.get_weights()):
         np.testing.assert_array_equal(a, b)
 
     manifest_edit = tmp_path / "nan.bin"
@@ -199,8 +201,12 @@ def test_weights_that_do_not_fit_are_named(rng, tmp_path):
         return buffer.getvalue()
 
     _rewrite(tmp_path / "w.bin", manifest_edit, nan_weights)
+    target = _model()
+    intact = target.get_weights()
     with pytest.raises(fd.FileFormatError, match="not finite"):
-        _model().load_weights(manifest_edit)
+        target.load_weights(manifest_edit)
+    for a, b in zip(intact, target.get_weights()):  # not even the arrays before the bad one
+        np.testing.assert_array_equal(a, b)
 
 
 def test_saved_file_is_plain_json_and_npy(tmp_path):
@@ -217,9 +223,9 @@ def test_gradcheck_cli_checks_a_saved_model(rng, tmp_path):
     model = _model()
     model.fit(*_data(rng), epochs=1, verbose=0)
     model.save(tmp_path / "m.fdnn")
-    result = subprocess.run([sys.executable, "-m", "verify", str(tmp_path / "m.fdnn")], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "fastdnn.verify", str(tmp_path / "m.fdnn")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "all passed" in result.stdout and "dense" in result.stdout
     (tmp_path / "bad.fdnn").write_text("nope")
-    result = subprocess.run([sys.executable, "-m", "verify", str(tmp_path / "bad.fdnn")], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "fastdnn.verify", str(tmp_path / "bad.fdnn")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "not a fastdnn file" in result.stderr

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import fastdnn as fd
-from verify import cases, check_model, gradcheck, report, run, selftest
-from verify.cli import main as gradcheck_main
+from fastdnn.verify import cases, check_model, gradcheck, report, run, selftest
+from fastdnn.verify.cli import main as gradcheck_main
 
 
 def test_every_registered_thing_has_a_case():
@@ -148,7 +148,7 @@ def test_cli_exits_1_on_a_failure(monkeypatch, capsys):
 
 
 def test_console_script_and_module_entry_point():
-    result = subprocess.run([sys.executable, "-m", "verify", "--only", "loss:mean_squared_error"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "fastdnn.verify", "--only", "loss:mean_squared_error"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "all passed" in result.stdout
 
@@ -158,3 +158,26 @@ def test_report_table_lists_every_check():
     text = report.table(results)
     assert text.count("\n") == len(results) + 1
     assert "passed" in report.summary(results, seconds)
+
+
+def test_verifier_is_installed_under_fastdnns_name_only():
+    """The wheel holds no top-level ``verify`` (a distinct PyPI project has that name), the console script
+    points into ``fastdnn.verify``, and ``import fastdnn`` does not load the verifier (it imports fastdnn)."""
+    import importlib
+    import pathlib
+    import tomllib
+
+    import setuptools
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    found = setuptools.find_packages(str(root), **project["tool"]["setuptools"]["packages"]["find"])
+    assert {name.split(".")[0] for name in found} == {"fastdnn"}
+    assert "fastdnn.verify" in found
+    module, _, attribute = project["project"]["scripts"]["fastdnn-gradcheck"].partition(":")
+    assert module == "fastdnn.verify.cli" and callable(getattr(importlib.import_module(module), attribute))
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, fastdnn; print(sorted(m for m in sys.modules if 'verify' in m))"],
+        capture_output=True, text=True, cwd=root,
+    )
+    assert loaded.returncode == 0 and loaded.stdout.strip() == "[]", loaded.stderr

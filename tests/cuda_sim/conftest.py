@@ -1,21 +1,28 @@
-"""CUDA tests under numba's simulator: run only with ``NUMBA_ENABLE_CUDASIM=1`` set before Python starts.
+"""CUDA tests under numba's simulator, which must be on before numba is imported.
 
-``tests/test_cuda.py`` launches ``python -m pytest tests/cuda_sim`` in a subprocess with the variable
-set; in a plain run (where numba was imported without it) everything here is skipped. Block and tile
-sizes are patched small, since the simulator runs every CUDA thread as a Python thread.
+``tests/conftest.py`` switches it on (``NUMBA_ENABLE_CUDASIM=1``) before anything imports numba, so a
+plain ``python -m pytest`` runs these tests in the same session as the rest; with
+``NUMBA_ENABLE_CUDASIM=0`` set (to keep a real GPU's numba.cuda), everything here is skipped. Block and
+tile sizes are patched small, since the simulator runs every CUDA thread as a Python thread.
 """
 
 import os
 
 import pytest
 
-SIMULATING = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
+def _simulating():
+    from numba.core import config as numba_config  # what numba read when it was imported
+
+    return bool(numba_config.ENABLE_CUDASIM)
+
+
+SIMULATING = _simulating()
 
 
 def pytest_collection_modifyitems(config, items):
     if SIMULATING:
         return
-    skip = pytest.mark.skip(reason="CUDA simulator tests: run with NUMBA_ENABLE_CUDASIM=1 (tests/test_cuda.py does)")
+    skip = pytest.mark.skip(reason="CUDA simulator tests: NUMBA_ENABLE_CUDASIM=0 was set, or numba was imported before tests/conftest.py")
     here = os.path.dirname(__file__)
     for item in items:
         if str(item.fspath).startswith(here):

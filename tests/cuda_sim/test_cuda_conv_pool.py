@@ -9,7 +9,7 @@ from tests.cuda_sim.ptx import compile_script
 from tests.cuda_sim.twins import assert_same
 from tests.cuda_sim.twins import fit_both as _fit_both
 from tests.cuda_sim.twins import pair as _pair
-from verify import agreement
+from fastdnn.verify import agreement
 
 
 @pytest.fixture(autouse=True)
@@ -144,8 +144,8 @@ def test_other_pooling_layers_and_a_fused_conv_output_train_like_on_the_cpu():
 
 
 def test_finite_differences_through_conv_and_pooling_on_the_device():
-    from verify.cases import model_case
-    from verify.gradcheck import GradientCase, check_random
+    from fastdnn.verify.cases import model_case
+    from fastdnn.verify.gradcheck import GradientCase, check_random
 
     fd.config.set_floatx("float64")
     try:

@@ -13,7 +13,7 @@ from fastdnn import config
 from tests.cuda_sim.twins import assert_same as _assert_same
 from tests.cuda_sim.twins import fit_both as _fit_both
 from tests.cuda_sim.twins import pair as _pair
-from verify import agreement, agreement_dropout, agreement_embedding, agreement_normalization
+from fastdnn.verify import agreement, agreement_dropout, agreement_embedding, agreement_normalization
 
 # numba's simulator initializes xoroshiro128p states in object mode, with uint64 wrap-around warnings
 pytestmark = [
@@ -273,8 +273,8 @@ def test_moving_statistics_set_on_the_host_reach_the_device():
 
 
 def test_finite_differences_through_embedding_and_batch_norm_on_the_device():
-    from verify.cases import model_case
-    from verify.gradcheck import check_random
+    from fastdnn.verify.cases import model_case
+    from fastdnn.verify.gradcheck import check_random
 
     fd.set_seed(0)
     fd.config.set_floatx("float64")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from verify import agreement
+from fastdnn.verify import agreement
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -50,7 +50,7 @@ def test_launchers_skip_empty_arrays():
 def test_model_gradients_through_the_cuda_kernels_match_the_cpu():
     # the CPU side of every model case is checked by finite differences in tests/test_verify.py;
     # fastdnn-gradcheck --device cuda runs the finite differences on the device itself (slow simulated)
-    from verify.cases import model_cases
+    from fastdnn.verify.cases import model_cases
 
     import fastdnn as fd
 
@@ -69,7 +69,7 @@ def test_model_gradients_through_the_cuda_kernels_match_the_cpu():
 
 def test_every_layer_family_gives_the_cpu_gradients_on_the_device():
     # the CPU side is checked by finite differences in tests/test_verify.py (gradient_cases)
-    from verify.cases import layer_model_cases
+    from fastdnn.verify.cases import layer_model_cases
 
     import fastdnn as fd
 
@@ -87,8 +87,8 @@ def test_every_layer_family_gives_the_cpu_gradients_on_the_device():
 
 
 def test_finite_differences_through_the_cuda_kernels():
-    from verify.cases import model_cases
-    from verify.gradcheck import check_random
+    from fastdnn.verify.cases import model_cases
+    from fastdnn.verify.gradcheck import check_random
 
     rng = np.random.default_rng(1)
     case, _ = next(iter(model_cases(rng, device="cuda")))

@@ -151,7 +151,7 @@ def test_a_layer_without_a_device_handler_is_named():
 
 
 def test_gradcheck_cli_on_the_device(capsys):
-    from verify.cli import main
+    from fastdnn.verify.cli import main
 
     assert main(["--device", "cuda", "--quiet", "--only", "adam"]) == 0
     assert "all agree" in capsys.readouterr().out

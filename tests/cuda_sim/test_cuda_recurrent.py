@@ -12,7 +12,7 @@ from tests.cuda_sim.ptx import compile_script
 from tests.cuda_sim.twins import assert_same as _assert_same
 from tests.cuda_sim.twins import fit_both as _fit_both
 from tests.cuda_sim.twins import pair as _pair
-from verify import agreement
+from fastdnn.verify import agreement
 
 cuda = pytest.importorskip("numba.cuda")  # a module global: the simulator swaps it inside kernels
 
@@ -105,8 +105,8 @@ def test_finite_differences_through_the_recurrent_cuda_kernels():
     # uploads): every evaluation is a whole simulated training step, so per-parameter directions
     # would cost minutes; a wrong gradient of any parameter shows in the directional derivative.
     from fastdnn import backend
-    from verify.cases import model_case
-    from verify.gradcheck import GradientCase, check_random
+    from fastdnn.verify.cases import model_case
+    from fastdnn.verify.gradcheck import GradientCase, check_random
 
     rng = np.random.default_rng(2)
     fd.set_seed(5)

@@ -9,7 +9,7 @@ a vocabulary of ``V`` rows, ``m`` positions and width ``D`` (billions of operati
 text batch), while the scatter is ``m D`` atomic adds that rarely collide (distinct rows do not).
 Consequence: when an index occurs several times in a batch, its float sums are added in an order
 that the hardware picks, so float32 gradients may differ from the CPU's (and from run to run) in the
-last bits, within the tolerances of ``verify/agreement.py``. Atomic float64 adds need compute
+last bits, within the tolerances of ``fastdnn/verify/agreement.py``. Atomic float64 adds need compute
 capability 6.0 or newer.
 
 Indices are trusted (int64 in ``[0, V)``): the layer validates them on the host.

@@ -8,7 +8,7 @@ statistics updated as ``momentum moving + (1 - momentum) batch``, and the backwa
 Per-feature reductions over the rows: a block of ``TX x TY`` threads owns ``TX`` neighbouring
 features (so a warp reads ``TX`` neighbouring words of a row: coalesced), its ``TY`` rows of threads
 stride down the rows, and the partial sums meet in a shared-memory tree. The order of the sums
-differs from the CPU's serial one (float32 results agree within the `verify.agreement`
+differs from the CPU's serial one (float32 results agree within the `fastdnn.verify.agreement`
 tolerances) but is fixed: no atomics, the same result on every run. Everything elementwise
 (normalizing, the inference affine map, ``dL/dx``) is one grid-stride loop over all ``m C``
 elements. Scalar arithmetic stays in the array dtype, as on the CPU.

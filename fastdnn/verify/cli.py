@@ -6,7 +6,7 @@ Exit status: 0 when every check passes, 1 when any fails, 2 on a usage error.
 import argparse
 import sys
 
-from verify import report, run, selftest
+from fastdnn.verify import report, run, selftest
 
 
 def _parser():
@@ -66,7 +66,7 @@ def main(argv=None):
 
 def _check_saved_model(args):
     import fastdnn as fd
-    from verify.models import check_model, random_batch
+    from fastdnn.verify.models import check_model, random_batch
 
     try:
         model = fd.load_model(args.model)
@@ -96,7 +96,7 @@ def _check_cuda(args):
     if reason is not None:
         print(f"fastdnn-gradcheck: error: --device cuda: CUDA is unavailable: {reason}", file=sys.stderr)
         return 2
-    from verify import agreement
+    from fastdnn.verify import agreement
 
     results, seconds = agreement.run(seed=args.seed, only=args.only)
     gradients, gradient_seconds = agreement.gradient_run(seed=args.seed, only=args.only)

@@ -1,12 +1,13 @@
-"""Run the checks: every gradient case and every update rule, filtered, in a chosen mode."""
+"""Run the checks: every gradient case, every layer configuration of the argument-space grids
+(`fastdnn.verify.spaces`) and every update rule, filtered, in a chosen mode."""
 
 import fnmatch
 import time
 
 import numpy as np
 
-from verify import cases, update_rules
-from verify.gradcheck import CheckResult, check
+from fastdnn.verify import cases, spaces, update_rules
+from fastdnn.verify.gradcheck import CheckResult, check
 
 
 def matches(op, pattern):
@@ -21,8 +22,10 @@ def matches(op, pattern):
 
 
 def selected(only=None, seed=0):
-    """``[(case, preferred mode)]`` for every gradient and update-rule case whose op matches ``only``."""
+    """``[(case, preferred mode)]`` for every gradient, layer-configuration and update-rule case whose op
+    matches ``only``."""
     chosen = [(case, mode) for case, mode in cases.gradient_cases(seed) if matches(case.op, only)]
+    chosen += [(case, "full") for case in spaces.config_cases(seed) if matches(case.op, only)]
     chosen += [(case, "steps") for case in cases.update_rule_cases() if matches(case.op, only)]
     return chosen
 
@@ -32,6 +35,8 @@ def run_case(case, mode, rng):
     try:
         if case.kind == "update_rule":
             return update_rules.check_update_rule(case, rng)
+        if case.kind == "layer_config":
+            return case.run(mode, rng)
         return check(case, mode, rng)
     except Exception as error:  # the op itself failed: that is a finding, report it
         return [CheckResult(case.op, "(all)", np.inf, np.inf, 0.0, 0.0, False, mode, extra={"error": f"{type(error).__name__}: {error}"})]

@@ -1,4 +1,4 @@
-"""CPU-vs-CUDA agreement cases of the recurrent kernels (SimpleRNN, LSTM, GRU), for `verify.agreement`.
+"""CPU-vs-CUDA agreement cases of the recurrent kernels (SimpleRNN, LSTM, GRU), for `fastdnn.verify.agreement`.
 
 Each variant runs a forward case on fresh inputs and a backward case on the states of the CPU's
 forward pass (so that gates lie where training puts them). Variants cover the default activations
@@ -20,7 +20,7 @@ _UNITS = 3
 
 
 def cases(rng, dtype, n, d, k):
-    """Yield ``(name, "recurrent", function, args, output positions)`` as `verify.agreement._cases` does."""
+    """Yield ``(name, "recurrent", function, args, output positions)`` as `fastdnn.verify.agreement._cases` does."""
     from fastdnn.kernels.cpu import activation as act
     from fastdnn.kernels.cpu import recurrent as cpu
 

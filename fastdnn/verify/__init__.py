@@ -9,6 +9,6 @@
 - ``cli``: ``fastdnn-gradcheck``.
 """
 
-from verify.models import check_model
+from fastdnn.verify.models import check_model
 
 __all__ = ["check_model"]

@@ -3,8 +3,8 @@
 import numpy as np
 
 import fastdnn as fd
-from verify.cases import model_case
-from verify.gradcheck import check
+from fastdnn.verify.cases import model_case
+from fastdnn.verify.gradcheck import check
 
 #: Samples used from ``x``: enough to mix the rows, few enough to keep finite differences cheap.
 MAX_SAMPLES = 8

@@ -9,7 +9,7 @@ import numpy as np
 
 
 def cases(rng, dtype, n, d, k):
-    """Yield ``(name, family, function, args, output positions)`` in the format of `verify.agreement._cases`."""
+    """Yield ``(name, family, function, args, output positions)`` in the format of `fastdnn.verify.agreement._cases`."""
     scalar = np.dtype(dtype).type
     size = n * d
     x = rng.uniform(-2.0, 2.0, size=size).astype(dtype)

@@ -1,6 +1,6 @@
 """Check cases for everything fastdnn registers: activations, losses, layers and optimizers.
 
-`gradient_cases()` walks the registries and yields a `GradientCase` (verify/gradcheck.py) for every
+`gradient_cases()` walks the registries and yields a `GradientCase` (fastdnn/verify/gradcheck.py) for every
 activation, loss and layer, on shapes that include a batch of 1 and non-square matrices, plus whole
 small models through the fused softmax/sigmoid + crossentropy paths. `update_rule_cases()` yields an
 `UpdateRuleCase` for every registered optimizer name and every option. `uncovered()` lists what is
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import fastdnn as fd
-from verify import reference
-from verify.gradcheck import GradientCase
+from fastdnn.verify import reference
+from fastdnn.verify.gradcheck import GradientCase
 
 FLOAT64 = np.float64
 
@@ -102,15 +102,45 @@ def _loss_inputs(name, from_logits, shape, rng):
     return t, p, note
 
 
+#: Kinds of target rows every loss with dense targets is checked on: a crossentropy whose gradient
+#: silently assumes rows summing to 1 fails on the last three.
+TARGET_KINDS = ("one-hot", "multi-hot", "soft", "all-zero")
+
+
+def target_rows(kind, shape, rng):
+    """``shape`` targets whose every row is of ``kind`` (see `TARGET_KINDS`)."""
+    n, d = shape
+    if kind == "one-hot":
+        return np.eye(d)[rng.integers(0, d, n)]
+    if kind == "multi-hot":  # at least two ones per row where there is room
+        t = (rng.uniform(size=shape) < 0.5).astype(FLOAT64)
+        t[:, : min(2, d)] = 1.0
+        return rng.permuted(t, axis=1)
+    if kind == "soft":  # label-smoothing-like rows that do not sum to 1
+        return rng.uniform(0.05, 0.95, shape)
+    if kind == "all-zero":
+        return np.zeros(shape)
+    raise ValueError(f"kind: expected one of {TARGET_KINDS}, received {kind!r}")
+
+
 def loss_cases(rng):
     for name, cls in fd.losses.registry.canonical_items():
         logits_options = [False, True] if cls.logits_kernel is not None else [False]
         for from_logits in logits_options:
             loss = cls(from_logits=from_logits) if cls.logits_kernel is not None else cls()
+            suffix = " from_logits" if from_logits else ""
             for shape, mode in LOSS_SHAPES:
                 t, p, note = _loss_inputs(name, from_logits, shape, rng)
-                suffix = " from_logits" if from_logits else ""
                 yield _loss_case(f"loss:{name}{suffix} {_shape_label(shape)}", loss, t, p, note), mode
+            if name.startswith("sparse"):
+                continue  # integer labels: one class per row by construction
+            shape = LOSS_SHAPES[-1][0]
+            for kind in TARGET_KINDS:
+                _, p, note = _loss_inputs(name, from_logits, shape, rng)
+                t = target_rows(kind, shape, rng)
+                if name == "mean_absolute_error":
+                    p = np.where(np.abs(p - t) < KINK_MARGIN, t + 2 * KINK_MARGIN, p)
+                yield _loss_case(f"loss:{name}{suffix} {kind} targets {_shape_label(shape)}", loss, t, p, note), "full"
 
 
 def _loss_case(op, loss, t, p, note):
@@ -588,7 +618,7 @@ def gradient_cases(seed=0):
 
 @dataclass
 class UpdateRuleCase:
-    """One optimizer configuration, checked against ``verify.reference`` over many steps."""
+    """One optimizer configuration, checked against ``fastdnn.verify.reference`` over many steps."""
 
     op: str
     registered_name: str

@@ -23,7 +23,8 @@ from fastdnn.kernels.cpu import optim as optim_kernels
 from fastdnn.kernels.cpu import pool as pool_kernels
 from fastdnn.kernels.cpu import recurrent as recurrent_kernels
 from fastdnn.kernels.jit import jit as cached_jit
-from verify import run
+from fastdnn.layers import conv as conv_layers
+from fastdnn.verify import run
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Mutation:
     old, new : str
         The edit: every occurrence of ``old`` becomes ``new`` (``old`` must occur).
     cases : str
-        Pattern (see ``verify.run.matches``) of the cases expected to catch it.
+        Pattern (see ``fastdnn.verify.run.matches``) of the cases expected to catch it.
     rebuild : tuple of str
         Functions of the same module compiled again against the mutant (callers of ``function``).
     patch : tuple of (owner, attribute, name)
@@ -209,6 +210,24 @@ MUTATIONS = [
     Mutation("dropped term", "GRU gradient reaching h_{t-1} without the direct z path", R, "_gru_cells_backward",
              "carry[bi, j] = dh_j * z", "carry[bi, j] = 0", "layer:GRU(3, return_sequences)",
              rebuild=("gru_backward",), patch=((R, "gru_backward", "gru_backward"),)),
+    # bugs that finite differences cannot see (forward passes, arguments the hand-listed cases missed):
+    # caught by the argument-space configurations against the reference, and the target-row cases
+    Mutation("forward geometry", "'same' padding puts the larger half first", conv_layers, "padding_amounts",
+             "return max((out - 1) * stride + eff - length, 0) // 2, out",
+             "return -(-max((out - 1) * stride + eff - length, 0) // 2), out",
+             "layer:*[*padding=same*", patch=((conv_layers, "padding_amounts", "padding_amounts"),)),
+    Mutation("transposed axes", "im2col steps rows by the column dilation", C, "im2col",
+             "hi = h0 + i * dh", "hi = h0 + i * dw", "layer:Conv2D[*dilation_rate=?x?*",
+             rebuild=("conv_forward",), patch=((C, "conv_forward", "conv_forward"),)),
+    Mutation("dropped term", "recurrent cells drop leaky_relu's slope", R, "_act",
+             "return forward_scalar(code, z, alpha)", "return forward_scalar(code, z, alpha * 0)",
+             "layer:SimpleRNN[*activation=leaky_relu*",
+             rebuild=("_simple_rnn_cells", "simple_rnn_forward"), patch=((R, "simple_rnn_forward", "simple_rnn_forward"),)),
+    Mutation("missing factor", "categorical crossentropy (logits) gradient assumes target rows sum to 1", L,
+             "categorical_crossentropy_from_logits",
+             "grad[i, j] = (prob * t_sum - float(t[i, j])) * scale", "grad[i, j] = (prob - float(t[i, j])) * scale",
+             "loss:categorical_crossentropy from_logits*targets*",
+             patch=((fd.losses.CategoricalCrossentropy, "logits_kernel", "categorical_crossentropy_from_logits"),)),
 ]
 
 

@@ -1,4 +1,4 @@
-"""CPU-vs-CUDA agreement cases of the convolution kernels (``kernels/*/conv.py``), for `verify.agreement`.
+"""CPU-vs-CUDA agreement cases of the convolution kernels (``kernels/*/conv.py``), for `fastdnn.verify.agreement`.
 
 Every public function, at small shapes, across the geometry branches: 2-D valid (patches inside
 the input: the CPU's contiguous-copy path), 2-D same with stride 2 and odd sizes, 2-D same with
@@ -31,7 +31,7 @@ def geometries():
 
 
 def cases(rng, dtype, n, d, k):
-    """Yield ``(name, family, function, args, output positions)`` as `verify.agreement._cases` does.
+    """Yield ``(name, family, function, args, output positions)`` as `fastdnn.verify.agreement._cases` does.
 
     The shapes are fixed per geometry and small (the simulator runs every CUDA thread as a Python
     thread), so ``n``, ``d`` and ``k`` are not used.

@@ -9,7 +9,7 @@ import numpy as np
 
 
 def cases(rng, dtype, n, d, k):
-    """Yield ``(name, family, function, args, output positions)`` in the format of `verify.agreement._cases`."""
+    """Yield ``(name, family, function, args, output positions)`` in the format of `fastdnn.verify.agreement._cases`."""
     scalar = np.dtype(dtype).type
     m, C = 2 * n + 1, d  # more rows than the reduction block has threads, an odd count
 

@@ -1,4 +1,4 @@
-"""CPU-vs-CUDA agreement cases of the pooling kernels (``kernels/*/pool.py``), for `verify.agreement`.
+"""CPU-vs-CUDA agreement cases of the pooling kernels (``kernels/*/pool.py``), for `fastdnn.verify.agreement`.
 
 Every public function, at small shapes: windows that tile the input, overlap (stride < pool size),
 skip positions (stride > pool size), and "same" padding with odd sizes (clipped border windows);
@@ -43,7 +43,7 @@ def inverse_counts(shape, geometry, out, dtype):
 
 
 def cases(rng, dtype, n, d, k):
-    """Yield ``(name, family, function, args, output positions)`` as `verify.agreement._cases` does.
+    """Yield ``(name, family, function, args, output positions)`` as `fastdnn.verify.agreement._cases` does.
 
     The shapes are fixed per geometry and small (the simulator runs every CUDA thread as a Python
     thread), so ``n``, ``d`` and ``k`` are not used.

@@ -157,15 +157,15 @@ def _cases(rng, dtype, n, d, k):
 
 
 def _family_cases(rng, dtype, n, d, k):
-    """The cases of the ``verify/agreement_<family>.py`` modules (layer kernels beyond the core
+    """The cases of the ``fastdnn/verify/agreement_<family>.py`` modules (layer kernels beyond the core
     families), each a ``cases(rng, dtype, n, d, k)`` generator in the format of `_cases`."""
     import importlib
     import pkgutil
 
-    import verify
+    import fastdnn.verify as verify
 
     for module in sorted(m.name for m in pkgutil.iter_modules(verify.__path__) if m.name.startswith("agreement_")):
-        yield from importlib.import_module(f"verify.{module}").cases(rng, dtype, n, d, k)
+        yield from importlib.import_module(f"{verify.__name__}.{module}").cases(rng, dtype, n, d, k)
 
 
 def _gemm_cases(rng, dtype, n, d, k):
@@ -223,15 +223,15 @@ def summary(results, seconds):
 
 
 def gradient_run(seed=0, only=None, mode=None):
-    """The end-to-end model gradient cases of ``verify.cases.model_cases`` and ``layer_model_cases``
+    """The end-to-end model gradient cases of ``fastdnn.verify.cases.model_cases`` and ``layer_model_cases``
     (every layer family), compiled for ``device="cuda"``: the loss gradient computed by the CUDA
     kernels against float64 central differences.
 
     ``mode`` overrides each case's preferred mode (``"random"`` is far cheaper in the simulator).
-    Returns ``(results, seconds)`` in the format of ``verify.run`` (``verify.report`` prints them).
+    Returns ``(results, seconds)`` in the format of ``fastdnn.verify.run`` (``fastdnn.verify.report`` prints them).
     """
-    from verify.cases import layer_model_cases, model_cases
-    from verify.gradcheck import check
+    from fastdnn.verify.cases import layer_model_cases, model_cases
+    from fastdnn.verify.gradcheck import check
 
     start = time.perf_counter()
     rng = np.random.default_rng(seed)

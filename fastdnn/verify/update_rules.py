@@ -1,4 +1,4 @@
-"""Update-rule checks: each optimizer's fused kernel against ``verify.reference`` over many steps.
+"""Update-rule checks: each optimizer's fused kernel against ``fastdnn.verify.reference`` over many steps.
 
 Both ways fastdnn runs an optimizer are checked, from the same random state: the model's path
 (``optimizer.step`` over one flat buffer with per-variable offsets) and ``optimizer.apply`` on a list
@@ -9,8 +9,8 @@ correction, an epsilon beside a tiny second moment) are exercised.
 import numpy as np
 
 import fastdnn as fd
-from verify import reference
-from verify.gradcheck import compare
+from fastdnn.verify import reference
+from fastdnn.verify.gradcheck import compare
 
 STEPS = 30
 SHAPES = [(4, 5), (7,), (2, 3, 2)]  # the variables: a matrix, a vector, a higher-rank array
@@ -67,7 +67,7 @@ def check_update_rule(case, rng, steps=STEPS, make_optimizer=None):
 
     ``make_optimizer`` (default: the registered constructor) lets the self-test check planted bugs.
     """
-    from verify.cases import _optimizer_factory
+    from fastdnn.verify.cases import _optimizer_factory
 
     make_optimizer = make_optimizer or (lambda: _optimizer_factory(case.registered_name, case.hyper))
     sizes = [int(np.prod(shape)) for shape in SHAPES]

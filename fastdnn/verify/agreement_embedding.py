@@ -7,7 +7,7 @@ import numpy as np
 
 
 def cases(rng, dtype, n, d, k):
-    """Yield ``(name, family, function, args, output positions)`` in the format of `verify.agreement._cases`."""
+    """Yield ``(name, family, function, args, output positions)`` in the format of `fastdnn.verify.agreement._cases`."""
     vocabulary = k
     index = rng.integers(0, vocabulary, size=2 * n).astype(np.int64)
     index[1] = index[0]  # at least one row gathered and scattered twice

@@ -1,7 +1,0 @@
-"""``python -m verify`` is ``fastdnn-gradcheck``."""
-
-import sys
-
-from verify.cli import console
-
-sys.exit(console())
