@@ -37,9 +37,9 @@ def mlp_regressor(X, y, hidden=16, learning_rate=0.02):
 
 
 # scikit-learn runs ~50 checks on each (fits on odd shapes, dtypes, NaNs, sparse input, pickling,
-# pipelines, sample-order invariance, idempotent fits with random_state, ...). None is marked as an
-# expected failure; the only skips are scikit-learn's own for what this environment lacks
-# (pandas objects, SCIPY_ARRAY_API).
+# pipelines, sample-order invariance, idempotent fits with random_state, pandas input, ...). None is
+# marked as an expected failure; the only skip is scikit-learn's own array-API check, which runs only
+# with SCIPY_ARRAY_API=1 set before SciPy is imported.
 @parametrize_with_checks([
     SKLearnClassifier(mlp_classifier, fit_kwargs={"epochs": 30}, random_state=0),
     SKLearnRegressor(mlp_regressor, fit_kwargs={"epochs": 30}, random_state=0),
