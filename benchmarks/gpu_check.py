@@ -1,25 +1,37 @@
-"""One script for a real GPU: correctness of every CUDA kernel, a short training run, and timings.
+"""One script for a real GPU: every CUDA kernel checked, models trained, and timings beside PyTorch CUDA.
 
-    pip install 'fastdnn[cuda]' torch        # torch (CUDA build) only for the side-by-side column
-    pip install 'numba-cuda[cu12]'           # (or [cu13]) where no CUDA toolkit provides NVVM/NVRTC
-    python benchmarks/gpu_check.py           # on a machine with an NVIDIA GPU
-    python benchmarks/gpu_check.py --gemm cupy   # products through cuBLAS (needs CuPy)
+    pip install 'fastdnn[cuda]' torch        # torch (CUDA build) only for the side-by-side columns
+    python benchmarks/gpu_check.py --json gpu.json       # on a machine with an NVIDIA GPU
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/gpu_check.py --tiny   # the same script, simulated, tiny sizes
 
-1. Every CUDA kernel against its CPU twin (``fastdnn.verify.agreement``, float64 and float32).
-2. An MNIST-sized MLP (784-512-256-10, 60,000 synthetic samples, batch 128) trained a few epochs on
-   the device: loss per epoch, seconds per epoch, and the loss against the same model on the CPU.
-3. Timings beside PyTorch CUDA in the same run (skipped with a note when PyTorch has no CUDA):
-   an Adam step over 100M float32 parameters; an MLP training step at batch 4096, hidden size 4096;
-   the GEMM kernel alone (4096^3, float32) against cuBLAS.
+Sections (each runs even when an earlier one failed; ``--only`` picks some):
 
-Exit status 0 when every kernel agrees and training lowered the loss, 1 otherwise, 2 without CUDA.
+``kernels``    every CUDA kernel against its CPU twin (``fastdnn.verify.agreement``, float64 and float32) and
+               the model gradients through the CUDA kernels against finite differences (what
+               ``fastdnn-gradcheck --device cuda`` runs);
+``accuracy``   an MLP, a CNN and an LSTM trained on scikit-learn's digits on the CPU and on the GPU
+               with the same seed: test accuracy of each;
+``optim``      every optimizer rule's fused step over 100M float32 parameters, against PyTorch's fused
+               Adam, and its bandwidth against the device's copy bandwidth;
+``gemm``       the numba-only GEMM (no cuBLAS), 8192^3 float32, for several tile/register shapes,
+               against cuBLAS float32 (TF32 off);
+``step``       an MLP training step at batch 4096 with 4096-wide hidden layers, products by numba and
+               by cuBLAS through CuPy, against PyTorch;
+``epochs``     an MNIST-shaped MLP epoch (b128), a LeNet epoch and an LSTM(128) epoch against PyTorch,
+               with the host-device bytes and the kernel launches of one fastdnn epoch.
+
+Timings are medians of repeated runs after a warm-up, synchronized. Exit status 0 when every
+correctness check passes, 1 otherwise, 2 without CUDA.
 """
 
 import argparse
+import contextlib
+import json
 import os
+import statistics
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -28,132 +40,308 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastdnn as fd  # noqa: E402
 from fastdnn import backend, config  # noqa: E402
 
+SECTIONS = ("kernels", "accuracy", "optim", "gemm", "step", "epochs")
+RESULTS = {}
+
 
 def _sizes(tiny):
     if tiny:
-        return {"shapes": (5, 7, 6), "n": 128, "features": 16, "hidden": (8, 8), "classes": 4, "batch": 64, "epochs": 2,
-                "adam": 4096, "mlp_batch": 16, "mlp_hidden": 8, "mlp_in": 8, "gemm": 8, "repeats": 1}
-    return {"shapes": (67, 45, 131), "n": 60000, "features": 784, "hidden": (512, 256), "classes": 10, "batch": 128, "epochs": 3,
-            "adam": 100_000_000, "mlp_batch": 4096, "mlp_hidden": 4096, "mlp_in": 784, "gemm": 4096, "repeats": 20}
+        return {"shapes": (5, 7, 6), "optim": 256, "gemm": 16, "gemm_shapes": ((4, 2), (2, 2)), "step": (16, 8, 8),
+                "repeats": 1, "mlp_n": 256, "lenet_n": 8, "lstm_n": 8, "lstm_steps": 3, "epochs": 1,
+                "digits_epochs": 1, "digits_n": 64}
+    return {"shapes": (67, 45, 131), "optim": 100_000_000, "gemm": 8192, "gemm_shapes": ((16, 4), (16, 8), (8, 8), (32, 4)),
+            "step": (4096, 4096, 784), "repeats": 10, "mlp_n": 60000, "lenet_n": 60000, "lstm_n": 12800, "lstm_steps": 50,
+            "epochs": 3, "digits_epochs": 15, "digits_n": None}
 
 
-def _timed(function, synchronize, repeats):
-    function()  # warm-up (compiles)
-    synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
+def _median_time(function, synchronize, repeats, warmup=1):
+    for _ in range(warmup):
         function()
     synchronize()
-    return (time.perf_counter() - start) / repeats
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def _torch_cuda():
     try:
         import torch
     except ImportError:
-        return None, "PyTorch is not installed"
-    if not torch.cuda.is_available():
-        return None, "PyTorch has no CUDA device"
-    return torch, None
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def device_name():
+    if backend.simulating():
+        return "the CUDA simulator"
+    from numba import cuda
+
+    name = cuda.get_current_device().name
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def environment():
+    import numba
+
+    info = {"device": device_name(), "numba": numba.__version__, "numpy": np.__version__, "python": sys.version.split()[0]}
+    with contextlib.suppress(Exception):
+        from importlib.metadata import version
+
+        info["numba-cuda"] = version("numba-cuda")
+    torch = _torch_cuda()
+    if torch is not None:
+        info["torch"] = torch.__version__
+        info["torch cuda"] = torch.version.cuda
+    with contextlib.suppress(Exception):
+        import cupy
+
+        info["cupy"] = cupy.__version__
+    if not backend.simulating():
+        from numba import cuda
+
+        device = cuda.get_current_device()
+        info["compute capability"] = ".".join(map(str, device.compute_capability))
+        info["multiprocessors"] = device.MULTIPROCESSOR_COUNT
+        info["driver"] = ".".join(map(str, cuda.cudadrv.driver.driver.get_version()))
+    return info
+
+
+# -- counters: host-device bytes and kernel launches ------------------------------------------------
+
+
+class Counters:
+    """Counts bytes copied host->device and device->host, and numba kernel launches, while active."""
+
+    def __init__(self):
+        self.h2d = self.d2h = self.launches = 0
+        self.h2d_calls = self.d2h_calls = 0
+
+    @contextlib.contextmanager
+    def active(self):
+        if backend.simulating():  # the simulator has neither the driver's copies nor its launches
+            yield self
+            return
+        from numba.cuda import dispatcher
+        from numba.cuda.cudadrv import driver
+
+        saved = driver.host_to_device, driver.device_to_host, dispatcher._LaunchConfiguration.__call__
+        counters = self
+
+        def host_to_device(dst, src, size, stream=0):
+            counters.h2d += int(size)
+            counters.h2d_calls += 1
+            return saved[0](dst, src, size, stream)
+
+        def device_to_host(dst, src, size, stream=0):
+            counters.d2h += int(size)
+            counters.d2h_calls += 1
+            return saved[1](dst, src, size, stream)
+
+        def launch(self_, *args):
+            counters.launches += 1
+            return saved[2](self_, *args)
+
+        driver.host_to_device, driver.device_to_host, dispatcher._LaunchConfiguration.__call__ = host_to_device, device_to_host, launch
+        try:
+            yield self
+        finally:
+            driver.host_to_device, driver.device_to_host, dispatcher._LaunchConfiguration.__call__ = saved
+
+
+# -- correctness --------------------------------------------------------------------------------------
 
 
 def check_kernels(sizes):
-    from fastdnn.verify import agreement
+    from fastdnn.verify import agreement, report
 
     results, seconds = agreement.run(shapes=sizes["shapes"])
     failed = [r for r in results if not r.passed]
-    print(agreement.table(failed) if failed else "")
+    if failed:
+        print(agreement.table(failed))
     print(agreement.summary(results, seconds))
-    return not failed
+    gradients, gradient_seconds = agreement.gradient_run(mode="random" if backend.simulating() else None)
+    if report.failures(gradients):
+        print(report.failures(gradients))
+    print("model gradients through the CUDA kernels: " + report.summary(gradients, gradient_seconds))
+    RESULTS["kernels"] = {
+        "kernel checks": len(results), "kernel failures": [f"{r.kernel} {r.dtype}: {r.max_abs_error:.3g} {r.error}" for r in failed],
+        "kernel seconds": seconds, "gradient checks": len(gradients), "gradient failures": sum(not r.passed for r in gradients),
+        "gradient seconds": gradient_seconds,
+    }
+    return not failed and all(r.passed for r in gradients)
 
 
-def train_mlp(sizes):
+def _digits(limit):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)
+    y = digits.target
+    if limit:
+        x, y = x[:limit], y[:limit]
+    return train_test_split(x, y, test_size=0.25, random_state=0, stratify=y if not limit else None)
+
+
+def _digits_model(kind):
+    L = fd.layers
+    if kind == "MLP 64-64-10":
+        return [L.Flatten(input_shape=(8, 8)), L.Dense(64, activation="relu"), L.Dense(10, activation="softmax")]
+    if kind == "CNN conv16-pool-conv32-gap":
+        return [L.Reshape((8, 8, 1), input_shape=(8, 8)), L.Conv2D(16, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
+                L.Conv2D(32, 3, padding="same", activation="relu"), L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")]
+    return [L.LSTM(32, input_shape=(8, 8)), L.Dense(10, activation="softmax")]
+
+
+def check_accuracy(sizes):
+    x_train, x_test, y_train, y_test = _digits(sizes["digits_n"])
+    rows, ok = [], True
+    for kind in ("MLP 64-64-10", "CNN conv16-pool-conv32-gap", "LSTM(32) over 8 rows"):
+        accuracies = {}
+        for device in ("cpu", "cuda"):
+            fd.set_seed(0)
+            model = fd.Sequential(_digits_model(kind))
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], device=device)
+            start = time.perf_counter()
+            model.fit(x_train, y_train, batch_size=32, epochs=sizes["digits_epochs"], verbose=0)
+            seconds = time.perf_counter() - start
+            accuracies[device] = (model.evaluate(x_test, y_test, verbose=0)[1], seconds)
+        (cpu, cpu_s), (gpu, gpu_s) = accuracies["cpu"], accuracies["cuda"]
+        good = abs(cpu - gpu) <= 0.02 and (sizes["digits_n"] or min(cpu, gpu) >= 0.9)
+        ok = ok and bool(good)
+        rows.append({"model": kind, "cpu accuracy": cpu, "gpu accuracy": gpu, "cpu s": cpu_s, "gpu s (first includes compile)": gpu_s, "ok": bool(good)})
+        print(f"  {kind:28s} test accuracy CPU {cpu:.4f}  GPU {gpu:.4f}  {'ok' if good else 'DIFFERENT'}")
+    RESULTS["accuracy"] = rows
+    return ok
+
+
+# -- timings ------------------------------------------------------------------------------------------
+
+
+def _copy_bandwidth(torch, n):
+    a = torch.rand(n, device="cuda")
+    b = torch.empty_like(a)
+    seconds = _median_time(lambda: b.copy_(a), torch.cuda.synchronize, 20, warmup=3)
+    return 8 * n / seconds / 1e9  # bytes read + written
+
+
+def time_optim(sizes):
+    from numba import cuda
+
+    from fastdnn.kernels.cuda import optim
+
+    n, repeats = sizes["optim"], sizes["repeats"]
+    torch = _torch_cuda()
+    f = np.float32
     rng = np.random.default_rng(0)
-    centers = rng.normal(size=(sizes["classes"], sizes["features"])).astype(np.float32)
-    y = rng.integers(0, sizes["classes"], size=sizes["n"])
-    x = (centers[y] + rng.normal(scale=2.0, size=(sizes["n"], sizes["features"]))).astype(np.float32)
-
-    def model(device):
-        fd.set_seed(0)
-        layers = [fd.layers.Dense(sizes["hidden"][0], activation="relu", input_shape=(sizes["features"],))]
-        layers += [fd.layers.Dense(h, activation="relu") for h in sizes["hidden"][1:]]
-        layers.append(fd.layers.Dense(sizes["classes"], activation="softmax"))
-        m = fd.Sequential(layers)
-        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], device=device)
-        return m
-
-    gpu = model("cuda")
-    gpu.fit(x[: sizes["batch"]], y[: sizes["batch"]], batch_size=sizes["batch"], epochs=1, verbose=0)  # compile kernels
-    gpu = model("cuda")
-    print(f"\nMLP {sizes['features']}-{'-'.join(map(str, sizes['hidden']))}-{sizes['classes']}, {sizes['n']} samples, batch {sizes['batch']}, on {backend_name()}")
-    losses = []
-    for epoch in range(sizes["epochs"]):
-        fd.set_seed(100 + epoch)
-        start = time.perf_counter()
-        logs = gpu.fit(x, y, batch_size=sizes["batch"], epochs=1, verbose=0).history
-        seconds = time.perf_counter() - start
-        losses.append(logs["loss"][0])
-        print(f"  epoch {epoch + 1}: loss {logs['loss'][0]:.4f}  accuracy {logs['accuracy'][0]:.4f}  {seconds:.2f} s")
-    cpu = model("cpu")
-    fd.set_seed(100)
-    cpu_loss = cpu.fit(x, y, batch_size=sizes["batch"], epochs=1, verbose=0).history["loss"][0]
-    print(f"  first-epoch loss: CPU {cpu_loss:.5f}, GPU {losses[0]:.5f} (same seed; float32, so close, not identical)")
-    return losses[-1] < losses[0] and abs(cpu_loss - losses[0]) <= 0.02 * abs(cpu_loss) + 1e-3
-
-
-def backend_name():
-    from numba import cuda
-
-    if backend.simulating():
-        return "the CUDA simulator"
-    return cuda.get_current_device().name.decode() if isinstance(cuda.get_current_device().name, bytes) else str(cuda.get_current_device().name)
-
-
-def timings(sizes):
-    from numba import cuda
-
-    from fastdnn.kernels.cuda import dense, optim
-
-    torch, why = _torch_cuda()
-    rows = []
     sync = cuda.synchronize
-    repeats = sizes["repeats"]
-
-    # Adam over one flat buffer
-    n = sizes["adam"]
-    buffers = [cuda.to_device(np.full(n, value, np.float32)) for value in (0.5, 0.01, 0.0, 0.0)]
-    p, g, m, v = buffers
+    p, g, s1, s2 = (cuda.to_device(rng.random(n, dtype=np.float32)) for _ in range(4))
     empty = cuda.device_array(0, np.float32)
-    f32 = np.float32
-    ours = _timed(lambda: optim.adam_step(p, g, m, v, empty, f32(1e-3), f32(0.9), f32(0.999), f32(1e-7), False), sync, repeats)
-    theirs = None
+    rules = {  # name: (launch, bytes per element read + written)
+        "sgd": (lambda: optim.sgd_step(p, g, f(1e-3)), 12),
+        "momentum": (lambda: optim.momentum_step(p, g, s1, f(1e-3), f(0.9), False), 20),
+        "nag": (lambda: optim.momentum_step(p, g, s1, f(1e-3), f(0.9), True), 20),
+        "adagrad": (lambda: optim.adagrad_step(p, g, s1, f(1e-3), f(1e-7)), 20),
+        "rmsprop": (lambda: optim.rmsprop_step(p, g, s1, empty, empty, f(1e-3), f(0.9), f(0.0), f(1e-7), False), 20),
+        "adadelta": (lambda: optim.adadelta_step(p, g, s1, s2, f(1e-3), f(0.95), f(1e-7)), 28),
+        "adam": (lambda: optim.adam_step(p, g, s1, s2, empty, f(1e-3), f(0.9), f(0.999), f(1e-7), False), 28),
+    }
+    torch_adam = copy_gbs = None
     if torch is not None:
-        tp = torch.full((n,), 0.5, device="cuda", requires_grad=True)
-        tp.grad = torch.full((n,), 0.01, device="cuda")
+        copy_gbs = _copy_bandwidth(torch, n)
+        tp = torch.rand(n, device="cuda", requires_grad=True)
+        tp.grad = torch.rand(n, device="cuda")
         adam = torch.optim.Adam([tp], lr=1e-3, fused=True)
-        theirs = _timed(adam.step, torch.cuda.synchronize, repeats)
-    rows.append((f"Adam step, {n:,} float32 params", ours, theirs, 4 * 7 * n / ours / 1e9, "GB/s"))
-    del buffers, p, g, m, v
+        torch_adam = _median_time(adam.step, torch.cuda.synchronize, repeats, warmup=2)
+        del tp, adam
+    rows = []
+    for name, (launch, per_element) in rules.items():
+        seconds = _median_time(launch, sync, repeats, warmup=2)
+        gbs = per_element * n / seconds / 1e9
+        rows.append({"rule": name, "ms": seconds * 1e3, "GB/s": gbs, "/ torch fused Adam": seconds / torch_adam if torch_adam else None,
+                     "of copy bandwidth": gbs / copy_gbs if copy_gbs else None})
+    RESULTS["optim"] = {"parameters": n, "torch fused adam ms": torch_adam * 1e3 if torch_adam else None, "copy GB/s": copy_gbs, "rules": rows}
+    print(f"  copy bandwidth {copy_gbs or float('nan'):.0f} GB/s; torch fused Adam {torch_adam * 1e3 if torch_adam else float('nan'):.3f} ms")
+    for row in rows:
+        ratio = row["/ torch fused Adam"]
+        print(f"  {row['rule']:9s} {row['ms']:8.3f} ms  {row['GB/s']:7.0f} GB/s  / torch Adam {ratio or float('nan'):5.2f}  of copy {row['of copy bandwidth'] or float('nan'):.0%}")
 
-    # MLP training step
-    batch, hidden, n_in = sizes["mlp_batch"], sizes["mlp_hidden"], sizes["mlp_in"]
+
+def time_gemm(sizes):
+    from numba import cuda
+
+    from fastdnn.kernels.cuda import dense
+
+    size, repeats = sizes["gemm"], max(3, sizes["repeats"] // 2)
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, n_in)).astype(np.float32)
-    y = rng.integers(0, 10, size=batch)
-    fd.set_seed(0)
-    model = fd.Sequential([fd.layers.Dense(hidden, activation="relu", input_shape=(n_in,)), fd.layers.Dense(hidden, activation="relu"), fd.layers.Dense(10, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", device="cuda")
-    engine = backend.engine_for(model)
-    engine.push_params()
-    xb, tb = cuda.to_device(x), cuda.to_device(y.astype(np.int64))
-    engine._attach_optimizer()
+    host_a = rng.standard_normal((size, size), dtype=np.float32)
+    host_b = rng.standard_normal((size, size), dtype=np.float32)
+    a, b = cuda.to_device(host_a), cuda.to_device(host_b)
+    c = cuda.device_array((size, size), np.float32)
+    torch = _torch_cuda()
+    cublas = None
+    if torch is not None:
+        torch.backends.cuda.matmul.allow_tf32 = False  # float32 against float32
+        ta, tb = torch.from_numpy(host_a).cuda(), torch.from_numpy(host_b).cuda()
+        cublas = _median_time(lambda: ta @ tb, torch.cuda.synchronize, repeats, warmup=2)
+        expected = (ta.double() @ tb.double()).cpu().numpy()
+    else:
+        expected = host_a.astype(np.float64) @ host_b.astype(np.float64)
+    saved = config.GEMM, config.CUDA_TILE, config.CUDA_GEMM_REG
+    rows = []
     try:
-        ours = _timed(lambda: engine.train_step(xb, tb), sync, repeats)
+        config.GEMM = "numba"
+        for tile, reg in sizes["gemm_shapes"]:
+            config.CUDA_TILE, config.CUDA_GEMM_REG = tile, reg
+            try:
+                seconds = _median_time(lambda: dense.gemm(a, b, c), cuda.synchronize, repeats)
+            except Exception as error:  # a shape the device cannot launch (too many threads or registers)
+                rows.append({"tile": tile, "reg": reg, "error": f"{type(error).__name__}: {error}"})
+                print(f"  tile {tile} reg {reg}: {type(error).__name__}: {error}")
+                continue
+            got = c.copy_to_host()
+            rel = float(np.linalg.norm(got - expected) / np.linalg.norm(expected))
+            tflops = 2 * size**3 / seconds / 1e12
+            ratio = cublas / seconds if cublas else None
+            rows.append({"tile": tile, "reg": reg, "ms": seconds * 1e3, "TFLOP/s": tflops, "of cuBLAS": ratio, "rel error": rel})
+            print(f"  numba GEMM {size}^3 tile {tile:2d} reg {reg}: {seconds * 1e3:8.2f} ms  {tflops:6.2f} TFLOP/s  {ratio or float('nan'):.0%} of cuBLAS  rel err {rel:.1e}")
     finally:
-        engine._detach_optimizer()
+        config.GEMM, config.CUDA_TILE, config.CUDA_GEMM_REG = saved
+    RESULTS["gemm"] = {"size": size, "cublas ms": cublas * 1e3 if cublas else None,
+                       "cublas TFLOP/s": 2 * size**3 / cublas / 1e12 if cublas else None, "numba": rows}
+    if cublas:
+        print(f"  cuBLAS float32 (TF32 off): {cublas * 1e3:.2f} ms, {2 * size**3 / cublas / 1e12:.2f} TFLOP/s")
+
+
+def _mlp_model(sizes_list, device):
+    L = fd.layers
+    layers = [L.Dense(sizes_list[1], activation="relu", input_shape=(sizes_list[0],))]
+    layers += [L.Dense(h, activation="relu") for h in sizes_list[2:-1]]
+    layers.append(L.Dense(sizes_list[-1], activation="softmax"))
+    fd.set_seed(0)
+    model = fd.Sequential(layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", device=device)
+    return model
+
+
+def time_step(sizes):
+    from numba import cuda
+
+    batch, hidden, n_in = sizes["step"]
+    repeats = sizes["repeats"]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, n_in), dtype=np.float32)
+    y = rng.integers(0, 10, size=batch)
+    torch = _torch_cuda()
     theirs = None
     if torch is not None:
-        net = torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10)).cuda()
+        torch.backends.cuda.matmul.allow_tf32 = False
+        net = torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+                                  torch.nn.Linear(hidden, 10)).cuda()
         opt = torch.optim.Adam(net.parameters(), fused=True)
         tx, ty = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
         loss_fn = torch.nn.CrossEntropyLoss()
@@ -163,44 +351,201 @@ def timings(sizes):
             loss = loss_fn(net(tx), ty)
             loss.backward()
             opt.step()
-            return loss.item()  # fastdnn's step also brings the loss back
+            return loss.item()  # fastdnn's step brings the loss back too
 
-        theirs = _timed(torch_step, torch.cuda.synchronize, repeats)
+        theirs = _median_time(torch_step, torch.cuda.synchronize, repeats, warmup=3)
     flops = 6 * batch * (n_in * hidden + hidden * hidden + hidden * 10)
-    rows.append((f"MLP train step, batch {batch}, hidden {hidden} (GEMM={config.GEMM})", ours, theirs, flops / ours / 1e12, "TFLOP/s"))
-
-    # GEMM alone
-    size = sizes["gemm"]
-    a = cuda.to_device(rng.normal(size=(size, size)).astype(np.float32))
-    b = cuda.to_device(rng.normal(size=(size, size)).astype(np.float32))
-    c = cuda.device_array((size, size), np.float32)
+    rows = []
     saved = config.GEMM
-    config.GEMM = "numba"
+    for gemm in ("numba", "cupy"):
+        if gemm == "cupy" and not _has_cupy():
+            continue
+        config.GEMM = gemm
+        try:
+            model = _mlp_model((n_in, hidden, hidden, 10), "cuda")
+            engine = backend.engine_for(model)
+            engine.push_params()
+            xb, tb = cuda.to_device(x), cuda.to_device(y.astype(np.int64).reshape(-1, 1))
+            engine._attach_optimizer()
+            try:
+                ours = _median_time(lambda: engine.train_step(xb, model._kernel_targets(tb)), cuda.synchronize, repeats, warmup=3)
+            finally:
+                engine._detach_optimizer()
+        finally:
+            config.GEMM = saved
+        rows.append({"gemm": gemm, "ms": ours * 1e3, "TFLOP/s": flops / ours / 1e12, "/ torch": ours / theirs if theirs else None})
+        print(f"  MLP step b{batch} h{hidden} ({gemm}): {ours * 1e3:.2f} ms  {flops / ours / 1e12:.1f} TFLOP/s  / torch {ours / theirs if theirs else float('nan'):.2f}")
+    RESULTS["step"] = {"batch": batch, "hidden": hidden, "torch ms": theirs * 1e3 if theirs else None, "fastdnn": rows}
+    if theirs:
+        print(f"  torch: {theirs * 1e3:.2f} ms")
+
+
+def _has_cupy():
     try:
-        ours = _timed(lambda: dense.gemm(a, b, c), sync, repeats)
-    finally:
-        config.GEMM = saved
+        import cupy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _EpochTimes(fd.callbacks.Callback):
+    def __init__(self, synchronize):
+        super().__init__()
+        self.synchronize = synchronize
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.synchronize()
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.synchronize()
+        self.times.append(time.perf_counter() - self._start)
+
+
+def _workloads(sizes):
+    L = fd.layers
+    rng = np.random.default_rng(0)
+
+    def mlp():
+        return [L.Dense(512, activation="relu", input_shape=(784,)), L.Dense(256, activation="relu"), L.Dense(10, activation="softmax")]
+
+    def lenet():
+        return [L.Conv2D(6, 5, padding="same", activation="relu", input_shape=(28, 28, 1)), L.MaxPooling2D(2),
+                L.Conv2D(16, 5, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
+                L.Dense(120, activation="relu"), L.Dense(84, activation="relu"), L.Dense(10, activation="softmax")]
+
+    def lstm():
+        return [L.LSTM(128, input_shape=(sizes["lstm_steps"], 32)), L.Dense(10, activation="softmax")]
+
+    def torch_mlp(nn):
+        return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+
+    def torch_lenet(nn):
+        class LeNet(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.features = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))
+                self.head = nn.Sequential(nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+            def forward(self, x):  # channels last in, as fastdnn takes it
+                return self.head(self.features(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+
+        return LeNet()
+
+    def torch_lstm(nn):
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(32, 128, batch_first=True)
+                self.head = nn.Linear(128, 10)
+
+            def forward(self, x):
+                return self.head(self.lstm(x)[0][:, -1])
+
+        return Net()
+
+    def data(shape, n):
+        return rng.random((n, *shape), dtype=np.float32), rng.integers(0, 10, n)
+
+    return [
+        ("MNIST MLP 784-512-256-10 b128", mlp, torch_mlp, data((784,), sizes["mlp_n"])),
+        ("LeNet 28x28 b128", lenet, torch_lenet, data((28, 28, 1), sizes["lenet_n"])),
+        (f"LSTM(128) x {sizes['lstm_steps']} steps b128", lstm, torch_lstm, data((sizes["lstm_steps"], 32), sizes["lstm_n"])),
+    ]
+
+
+def _torch_epochs(torch, make, x, y, epochs, sync_loss):
+    net = make(torch.nn).cuda()
+    opt = torch.optim.Adam(net.parameters(), fused=True)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    tx, ty = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+    n = tx.shape[0]
+    times = []
+    for _ in range(epochs + 1):  # the first is a warm-up (cuDNN autotuning, allocator)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        order = torch.randperm(n, device="cuda")
+        total = torch.zeros((), device="cuda")
+        for begin in range(0, n, 128):
+            index = order[begin : begin + 128]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(tx[index]), ty[index])
+            loss.backward()
+            opt.step()
+            if sync_loss:
+                total += loss.item()
+            else:
+                total += loss.detach()
+        float(total)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def launch_overhead(torch):
+    """Host microseconds per launch of a one-element kernel (numba, and PyTorch's add), launched
+    back to back without waiting: what a step of many small kernels pays per kernel."""
+    from numba import cuda
+
+    from fastdnn.kernels.cuda import optim
+
+    p, g = cuda.to_device(np.ones(1, np.float32)), cuda.to_device(np.ones(1, np.float32))
+    launches = 2000
+    ours = _median_time(lambda: [optim.sgd_step(p, g, np.float32(1e-3)) for _ in range(launches)], cuda.synchronize, 3) / launches
     theirs = None
     if torch is not None:
-        ta, tb2 = torch.randn(size, size, device="cuda"), torch.randn(size, size, device="cuda")
-        torch.backends.cuda.matmul.allow_tf32 = False  # float32 against float32
-        theirs = _timed(lambda: ta @ tb2, torch.cuda.synchronize, repeats)
-    rows.append((f"GEMM {size}^3 float32, numba (tile {config.CUDA_TILE}, reg {config.CUDA_GEMM_REG}) vs cuBLAS", ours, theirs, 2 * size**3 / ours / 1e12, "TFLOP/s"))
+        t = torch.ones(1, device="cuda")
+        theirs = _median_time(lambda: [t.add_(1.0) for _ in range(launches)], torch.cuda.synchronize, 3) / launches
+    return ours * 1e6, theirs * 1e6 if theirs else None
 
-    print(f"\nTimings on {backend_name()} (mean of {repeats} after a warm-up)" + (f"; PyTorch column empty: {why}" if torch is None else ""))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'operation':{width}s}  {'fastdnn ms':>11s}  {'PyTorch ms':>11s}  {'ratio':>6s}  fastdnn rate")
-    for name, ours, theirs, rate, unit in rows:
-        other = f"{theirs * 1e3:11.3f}" if theirs is not None else f"{'-':>11s}"
-        ratio = f"{ours / theirs:6.2f}" if theirs is not None else f"{'-':>6s}"
-        print(f"{name:{width}s}  {ours * 1e3:11.3f}  {other}  {ratio}  {rate:.2f} {unit}")
+
+def time_epochs(sizes):
+    from numba import cuda
+
+    torch = _torch_cuda()
+    rows = []
+    if not backend.simulating():
+        ours, theirs = launch_overhead(torch)
+        RESULTS["launch us"] = {"numba": ours, "torch": theirs}
+        print(f"  launch overhead: numba {ours:.1f} us, torch {theirs or float('nan'):.1f} us per kernel")
+    for name, make, make_torch, (x, y) in _workloads(sizes):
+        model = fd.Sequential(make())
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", device="cuda")
+        model.fit(x[:256], y[:256], batch_size=128, epochs=1, verbose=0)  # compile the kernels
+        timer = _EpochTimes(cuda.synchronize)
+        model.fit(x, y, batch_size=128, epochs=sizes["epochs"], verbose=0, callbacks=[timer])
+        ours = statistics.median(timer.times[1:] if len(timer.times) > 1 else timer.times)
+        counters = Counters()
+        with counters.active():
+            model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+        steps = -(-len(x) // 128)
+        traffic = {"h2d bytes": counters.h2d, "d2h bytes": counters.d2h, "h2d copies": counters.h2d_calls, "d2h copies": counters.d2h_calls,
+                   "launches per step": counters.launches / steps, "data bytes": x.nbytes + y.nbytes}
+        metric_counters = Counters()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], device="cuda")
+        with metric_counters.active():
+            model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+        traffic["with accuracy metric: d2h bytes"] = metric_counters.d2h
+        theirs = theirs_async = None
+        if torch is not None:
+            theirs = _torch_epochs(torch, make_torch, x, y, sizes["epochs"], True)
+            theirs_async = _torch_epochs(torch, make_torch, x, y, sizes["epochs"], False)
+        rows.append({"workload": name, "samples": len(x), "fastdnn s": ours, "torch s (loss.item() per batch)": theirs,
+                     "torch s (no sync)": theirs_async, "/ torch": ours / theirs if theirs else None,
+                     "/ torch no sync": ours / theirs_async if theirs_async else None, **traffic})
+        print(f"  {name:34s} n={len(x)}: fastdnn {ours:.3f} s  torch {theirs or float('nan'):.3f} s (no sync {theirs_async or float('nan'):.3f})  "
+              f"ratio {ours / theirs if theirs else float('nan'):.2f}")
+        print(f"     one epoch: h2d {counters.h2d:,} B in {counters.h2d_calls} copies (data {x.nbytes + y.nbytes:,} B), d2h {counters.d2h:,} B in "
+              f"{counters.d2h_calls} copies, {counters.launches / steps:.1f} launches/step; with accuracy: d2h {metric_counters.d2h:,} B")
+    RESULTS["epochs"] = rows
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes (for the simulator, or a smoke test)")
-    parser.add_argument("--gemm", choices=("numba", "cupy"), default=config.GEMM, help="matrix products for training (default: config.GEMM)")
-    parser.add_argument("--skip-timings", action="store_true", help="correctness and training only")
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes (the simulator, or a smoke test)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="sections to run")
+    parser.add_argument("--json", help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
     reason = backend.cuda_unavailable_reason()
     if reason is not None:
@@ -208,15 +553,33 @@ def main(argv=None):
         return 2
     if backend.simulating():
         config.CUDA_BLOCK, config.CUDA_TILE, config.CUDA_GEMM_REG = 8, 4, 2  # the simulator runs each thread as a Python thread
-    config.GEMM = args.gemm
     sizes = _sizes(args.tiny or backend.simulating())
-    print(f"fastdnn gpu_check on {backend_name()}")
-    agree = check_kernels(sizes)
-    trained = train_mlp(sizes)
-    if not args.skip_timings:
-        timings(sizes)
-    print(f"\nkernels agree: {agree}; training lowered the loss and matches the CPU: {trained}")
-    return 0 if agree and trained else 1
+    RESULTS["environment"] = environment()
+    print("fastdnn gpu_check: " + ", ".join(f"{k} {v}" for k, v in RESULTS["environment"].items()), flush=True)
+    checks = {"kernels": check_kernels, "accuracy": check_accuracy}
+    timings = {"optim": time_optim, "gemm": time_gemm, "step": time_step, "epochs": time_epochs}
+    passed = True
+    for name in SECTIONS:
+        if name not in args.only:
+            continue
+        print(f"\n[{name}]", flush=True)
+        start = time.perf_counter()
+        try:
+            result = (checks.get(name) or timings[name])(sizes)
+            if name in checks:
+                passed = passed and bool(result)
+        except Exception:
+            traceback.print_exc()
+            RESULTS.setdefault("errors", {})[name] = traceback.format_exc()
+            passed = passed and name not in checks
+        RESULTS.setdefault("seconds", {})[name] = time.perf_counter() - start
+        print(f"[{name}] {time.perf_counter() - start:.1f} s", flush=True)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(RESULTS, handle, indent=1, default=str)
+    failed = [name for name in RESULTS.get("errors", {})]
+    print(f"\ncorrectness checks passed: {passed}" + (f"; sections that raised: {', '.join(failed)}" if failed else ""))
+    return 0 if passed and not failed else 1
 
 
 if __name__ == "__main__":

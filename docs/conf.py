@@ -1,7 +1,8 @@
 """Sphinx configuration for the fastdnn documentation.
 
 Build: ``sphinx-build -W --keep-going -b html docs docs/_build/html`` (from the repository root).
-The figures shown in the pages are drawn by fastdnn itself at build time (``make_figures.py``).
+The figures shown in the pages are drawn by fastdnn itself at build time (``make_figures.py``), and
+every sample output is produced by running its command or snippet (``make_samples.py``).
 """
 
 import os
@@ -26,6 +27,8 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
+    # MathJax itself, copied into _static/mathjax: formulas render with no network.
+    "sphinx-mathjax-offline",
 ]
 
 exclude_patterns = ["_build", "_generated", "Thumbs.db", ".DS_Store"]
@@ -45,20 +48,29 @@ autodoc_preserve_defaults = True
 
 html_theme = "alabaster"
 html_title = f"fastdnn {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["fastdnn.css"]
 html_theme_options = {
     "description": "Deep networks on NumPy arrays, trained by Numba kernels, behind a Keras-style API",
     "fixed_sidebar": True,
-    "page_width": "1100px",
+    # Wide enough for the install commands and the gradcheck tables at 1920 px (scripts/check_docs.py
+    # checks that no code block or table is cut there); see _static/fastdnn.css.
+    "page_width": "min(1900px, 100%)",
+    "body_max_width": "none",
     "sidebar_width": "240px",
 }
 
 
-def _make_figures(app):
+def _make_figures_and_samples(app):
     import make_figures
+    import make_samples
 
-    make_figures.main(os.path.join(DOCS, "_generated"))
+    folder = os.path.join(DOCS, "_generated")
+    make_figures.main(folder)
+    values = make_samples.main(folder)
+    # Numbers quoted in prose, as |name| substitutions on every page.
+    app.config.rst_epilog = "\n".join(f".. |{name}| replace:: {value}" for name, value in values.items())
 
 
 def setup(app):
-    app.connect("builder-inited", _make_figures)
+    app.connect("builder-inited", _make_figures_and_samples)

@@ -8,6 +8,7 @@
 """
 
 from fastdnn import activations, callbacks, config, distributed, initializers, layers, losses, metrics, optimizers, plot
+from fastdnn import utils, wrappers
 from fastdnn.model import Sequential, TrainingDivergedError
 from fastdnn.saving import FileFormatError, load_model
 from fastdnn.random import set_seed
@@ -33,4 +34,6 @@ __all__ = [
     "plot",
     "set_num_threads",
     "set_seed",
+    "utils",
+    "wrappers",
 ]

@@ -15,10 +15,11 @@ import os
 import numpy as np
 
 from fastdnn import config
+from fastdnn.device_metrics import DeviceMetrics
 
 DEVICES = ("cpu", "cuda")
 #: The kernel modules of each family (``fastdnn/kernels/cpu/<name>.py`` and its CUDA twin).
-FAMILIES = ("activation", "dense", "loss", "optim", "data", "conv", "pool", "recurrent", "embedding", "dropout", "normalization")
+FAMILIES = ("activation", "dense", "loss", "optim", "data", "conv", "pool", "recurrent", "embedding", "dropout", "normalization", "metric")
 
 
 
@@ -337,6 +338,7 @@ class CudaEngine:
             host_t = model._pool.get("t", (rows, targets.shape[1]), targets.dtype)
         for metric in model.metrics:
             metric.reset_state()
+        metrics = DeviceMetrics(self, model.metrics, model.loss.sparse)
         loss_sum, seen, logs = 0.0, 0, {}
         self._attach_optimizer()
         self._in_epoch = True
@@ -362,21 +364,23 @@ class CudaEngine:
                         host_take_rows(targets, order[start:stop], ht)
                     xb, tb = self._cuda.to_device(np.ascontiguousarray(hx)), self._cuda.to_device(np.ascontiguousarray(ht))
                 hooks.on_train_batch_begin(batch)
-                loss_value, y_pred = self.train_step(xb.reshape(count, *x.shape[1:]), model._kernel_targets(tb))
+                kernel_targets = model._kernel_targets(tb)
+                loss_value, y_pred = self.train_step(xb.reshape(count, *x.shape[1:]), kernel_targets)
                 if not np.isfinite(loss_value):
+                    metrics.publish()
                     return model._logs(loss_sum / max(seen, 1)), (batch, loss_value)
                 if model.metrics:
-                    host_rows = targets[start:stop] if order is None else targets[order[start:stop]]
-                    predictions = y_pred.copy_to_host()
-                    for metric in model.metrics:
-                        metric.update(predictions, model._kernel_targets(host_rows))
+                    rows = slice(start, stop) if order is None else order[start:stop]
+                    metrics.update(y_pred, kernel_targets, lambda: model._kernel_targets(targets[rows]))
                 loss_sum += loss_value * count
                 seen += count
                 if hooks.wants_batch_logs:
+                    metrics.publish()
                     logs = model._logs(loss_sum / seen)
                 hooks.on_train_batch_end(batch, logs)
                 if model.stop_training:
                     break
+            metrics.publish()
             return model._logs(loss_sum / max(seen, 1)), None
         finally:
             self._in_epoch = False
@@ -404,6 +408,7 @@ class CudaEngine:
         self.push_params()
         for metric in model.metrics:
             metric.reset_state()
+        metrics = DeviceMetrics(self, model.metrics, model.loss.sparse)
         loss_sum = 0.0
         for start in range(0, x.shape[0], batch_size):
             stop = min(start + batch_size, x.shape[0])
@@ -413,7 +418,6 @@ class CudaEngine:
             y_pred = self._forward(xb, training=False)
             loss_sum += self._loss(y_pred, tb, y_pred, False) * (stop - start)
             if model.metrics:
-                predictions = y_pred.copy_to_host()
-                for metric in model.metrics:
-                    metric.update(predictions, host_t)
+                metrics.update(y_pred, tb, lambda: host_t)
+        metrics.publish()
         return model._logs(loss_sum / x.shape[0])

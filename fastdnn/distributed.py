@@ -171,6 +171,22 @@ def world():
     return MPIDataParallel(MPI.COMM_WORLD)
 
 
+def rank():
+    """This process's rank among the processes of ``mpirun`` (``MPI.COMM_WORLD``); 0 without MPI.
+
+    As ``horovod.rank()``: lets a script print or write files on one process only::
+
+        if fd.distributed.rank() == 0:
+            print(f"{fd.distributed.size()} process(es)")
+    """
+    return world().rank
+
+
+def size():
+    """The number of processes started by ``mpirun`` (``MPI.COMM_WORLD``); 1 without MPI."""
+    return world().size
+
+
 def data_parallel(model, comm=None):
     """Make ``model.fit`` data-parallel over ``comm`` (default: every rank of ``mpirun``).
 

@@ -57,15 +57,27 @@ class Loss:
             labels = validation.label_array(_flatten_label_axes(y, output_shape, name), name, width, rows)
             return labels
         targets = validation.float_array(y, name, dtype)
+        received = targets.shape
         if targets.ndim == len(output_shape):  # (n,) targets for a (n, 1) output
             targets = targets.reshape(targets.shape + (1,))
         expected = (n_rows, *output_shape)
         if targets.shape != expected:
-            hint = ""
-            if self.name == "categorical_crossentropy" and targets.shape[-1] == 1:
-                hint = "; for integer class labels use sparse_categorical_crossentropy"
-            raise ValueError(f"{name}: expected targets of shape {expected} for {self.name}, received {targets.shape}{hint}")
+            raise ValueError(
+                f"{name}: expected targets of shape {expected} for {self.name}, received an array of shape "
+                f"{received}{self._labels_hint(targets, width, name)}"
+            )
         return targets.reshape(rows, width)
+
+    def _labels_hint(self, targets, width, name):
+        """For integer class labels given to a loss that wants one row per sample: the two ways out."""
+        if self.name != "categorical_crossentropy" or targets.shape[-1] != 1:
+            return ""
+        if not np.all(targets == np.round(targets)) or targets.min() < 0 or targets.max() >= width:
+            return ""
+        return (
+            f"; {name} holds integer class labels: use loss='sparse_categorical_crossentropy', or one-hot encode "
+            f"them with fd.utils.to_categorical({name}, {width})"
+        )
 
     # -- kernels (trusted inputs) --------------------------------------------------------------
 

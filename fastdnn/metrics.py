@@ -45,6 +45,12 @@ class Metric:
         """Replace the accumulated state by a vector like `counts` returns."""
         raise NotImplementedError
 
+    def device_count(self, sparse):
+        """``(kind, threshold)`` of the count ``kernels/cuda/metric.py`` accumulates on the GPU for
+        this metric (laid out as `counts`), or None: then its ``update`` runs on the host.
+        ``sparse``: the targets are integer labels."""
+        return None
+
     def update_state(self, y_true, y_pred):
         """Validate and add a batch. Integer labels of shape (n,) are sparse targets."""
         predictions = validation.float_array(y_pred, "y_pred", np.float64)
@@ -106,6 +112,9 @@ class Accuracy(_CountingMetric):
         self.hits += kernels.count_equal(y_pred, targets)
         self.count += y_pred.size
 
+    def device_count(self, sparse):
+        return "equal", 0.0
+
 
 @registry.register("binary_accuracy")
 class BinaryAccuracy(_CountingMetric):
@@ -121,6 +130,9 @@ class BinaryAccuracy(_CountingMetric):
         self.hits += kernels.count_binary_matches(y_pred, targets, self.threshold)
         self.count += y_pred.size
 
+    def device_count(self, sparse):
+        return "binary", self.threshold
+
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold}
 
@@ -135,6 +147,9 @@ class CategoricalAccuracy(_CountingMetric):
         self.hits += kernels.count_categorical_matches(y_pred, targets)
         self.count += y_pred.shape[0]
 
+    def device_count(self, sparse):
+        return "categorical", 0.0
+
 
 @registry.register("sparse_categorical_accuracy")
 class SparseCategoricalAccuracy(_CountingMetric):
@@ -146,6 +161,9 @@ class SparseCategoricalAccuracy(_CountingMetric):
     def update(self, y_pred, targets):
         self.hits += kernels.count_sparse_matches(y_pred, targets)
         self.count += y_pred.shape[0]
+
+    def device_count(self, sparse):
+        return "sparse", 0.0
 
 
 class _MeanErrorMetric(Metric):
@@ -174,11 +192,17 @@ class MeanSquaredError(_MeanErrorMetric):
     default_name = "mean_squared_error"
     kernel = staticmethod(kernels.sum_squared_error)
 
+    def device_count(self, sparse):
+        return "squared_error", 0.0
+
 
 @registry.register("mean_absolute_error", "mae")
 class MeanAbsoluteError(_MeanErrorMetric):
     default_name = "mean_absolute_error"
     kernel = staticmethod(kernels.sum_absolute_error)
+
+    def device_count(self, sparse):
+        return "absolute_error", 0.0
 
 
 class _ConfusionMetric(Metric):
@@ -211,6 +235,9 @@ class _ConfusionMetric(Metric):
             kernels.sparse_confusion(y_pred, targets, self.thresholds, self.counts_)
         else:
             kernels.binary_confusion(y_pred, targets, self.thresholds, self.counts_)
+
+    def device_count(self, sparse):
+        return ("sparse_confusion" if sparse else "confusion"), self.thresholds
 
 
 @registry.register("precision")

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from fastdnn import backend, callbacks as callbacks_module
-from fastdnn import config, distributed, layers as layers_module
+from fastdnn import config, distributed, export, layers as layers_module
 from fastdnn import losses, metrics as metrics_module, optimizers, random, saving, validation
 from fastdnn.buffers import BufferPool
 from fastdnn.kernels.cpu.data import all_finite, take_rows
@@ -618,6 +618,10 @@ class Sequential:
         ``fd.load_model(path)`` gives the model back, ready to continue training.
         """
         saving.save_model(self, path, include_optimizer=include_optimizer)
+
+    def export(self, filepath, format="onnx"):
+        """Write the model for use outside Python (``format="onnx"``: see `fastdnn.export.onnx`)."""
+        export.export_model(self, filepath, format)
 
     def save_weights(self, path):
         """Write only the weights (see `load_weights`)."""

@@ -1,5 +1,6 @@
 """The library's random state: one NumPy Generator for initializers and shuffling, seeded by `set_seed`."""
 
+import contextlib
 import numbers
 
 import numba
@@ -34,3 +35,23 @@ def generator():
 def _seed_numba(seed):
     # numba keeps its own random state, separate from NumPy's, for draws inside kernels.
     np.random.seed(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Run a block with fastdnn's generator seeded by ``seed``, then give the previous one back.
+
+    ``None`` leaves the generator as it is. What the block draws (initial weights, shuffling) then
+    depends on ``seed`` alone, and code after the block draws as if the block had not run. numba's
+    in-kernel generator has no state to save: it stays seeded from ``seed``.
+    """
+    global _generator
+    if seed is None:
+        yield
+        return
+    previous = _generator
+    set_seed(seed)
+    try:
+        yield
+    finally:
+        _generator = previous

@@ -36,11 +36,7 @@ def save_model(model, path, include_optimizer=True):
     arrays = {}
     manifest["variables"] = _variables_entry(model, arrays)
     if model.compiled:
-        manifest["compile"] = {
-            "optimizer": model.optimizer.get_config(),
-            "loss": model.loss.get_config(),
-            "metrics": [_metric_entry(m) for m in model._metric_identifiers],
-        }
+        manifest["compile"] = _compile_settings(model)
         if include_optimizer:
             state = model.optimizer.get_state()
             manifest["optimizer_state"] = {"iterations": state["iterations"], "buffers": []}
@@ -50,6 +46,44 @@ def save_model(model, path, include_optimizer=True):
                 manifest["optimizer_state"]["buffers"].append({"name": name, "file": entry})
     manifest["random_state"] = random.generator().bit_generator.state
     _write_atomically(path, manifest, arrays)
+
+
+def clone_model(model):
+    """A model of the same architecture and compile settings as ``model``, with fresh weights.
+
+    As ``keras.models.clone_model`` (and compiled like ``model``, when it is): the layers are rebuilt
+    from their configs, so their initializers draw new weights; the optimizer starts from scratch.
+    """
+    from fastdnn.model import Sequential
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model: expected a fastdnn model, received {validation.describe(model)}")
+    dtype = model.dtype.name if model.built else config.floatx()
+    previous = config.floatx()
+    config.set_floatx(dtype)
+    try:
+        clone = type(model).from_config(model.get_config())
+    finally:
+        config.set_floatx(previous)
+    if model.compiled:
+        _compile_from_settings(clone, _compile_settings(model))
+    return clone
+
+
+def _compile_settings(model):
+    return {
+        "optimizer": model.optimizer.get_config(),
+        "loss": model.loss.get_config(),
+        "metrics": [_metric_entry(m) for m in model._metric_identifiers],
+    }
+
+
+def _compile_from_settings(model, settings):
+    model.compile(
+        optimizer=optimizers.get(settings["optimizer"]),
+        loss=losses.get(settings["loss"]),
+        metrics=[_metric_from_entry(entry) for entry in settings.get("metrics", [])],
+    )
 
 
 def save_weights(model, path):
@@ -203,11 +237,7 @@ def load_model(path, compile=True):
         settings = manifest.get("compile")
         if compile and settings:
             try:
-                model.compile(
-                    optimizer=optimizers.get(settings["optimizer"]),
-                    loss=losses.get(settings["loss"]),
-                    metrics=[_metric_from_entry(entry) for entry in settings.get("metrics", [])],
-                )
+                _compile_from_settings(model, settings)
             except (KeyError, TypeError, ValueError) as error:
                 raise FileFormatError(f"{path}: the saved compile settings are invalid ({error})") from None
             state = manifest.get("optimizer_state")

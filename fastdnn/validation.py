@@ -33,10 +33,21 @@ def to_array(value, name):
         except (ValueError, TypeError) as error:
             raise TypeError(f"{name}: expected an array of numbers, received {describe(value)} ({error})") from None
     if array.dtype == object or array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name}: expected an array of real numbers, received {describe(value)} of dtype {array.dtype}"
-        )
+        received = describe(value) if isinstance(value, np.ndarray) else f"{describe(value)} of dtype {array.dtype}"
+        raise TypeError(f"{name}: expected an array of real numbers, received {received}{_strings_hint(array)}")
     return array
+
+
+def _strings_hint(array):
+    """For text (class names as strings, most often): how to give them to a model."""
+    is_text = array.dtype.kind in "US" or (array.dtype == object and any(isinstance(v, str) for v in array.reshape(-1)[:100]))
+    if not is_text:
+        return ""
+    return (
+        "; encode class labels given as strings as integers 0..k-1 first (classes, y = np.unique(y, "
+        "return_inverse=True), or sklearn.preprocessing.LabelEncoder), or use fd.wrappers.SKLearnClassifier, "
+        "which accepts any labels"
+    )
 
 
 def check_finite(array, name):

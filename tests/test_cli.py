@@ -25,3 +25,12 @@ def test_console_entry_point_runs_the_demo():
 def test_bad_arguments_exit_with_usage():
     result = subprocess.run([sys.executable, "-m", "fastdnn", "demo", "--optimizer", "nope"], capture_output=True, text=True)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_demo_mentions_compilation_only_when_kernels_were_compiled(capsys):
+    cli.demo(epochs=1, verbose=1)
+    capsys.readouterr()
+    cli.demo(epochs=1, verbose=1)  # every kernel is compiled in this process by now
+    out = capsys.readouterr().out
+    assert re.search(r"Trained 1 epochs in \d+\.\d\d s\n", out), out
+    assert "compil" not in out

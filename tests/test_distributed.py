@@ -17,17 +17,19 @@ from fastdnn import distributed
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "train_on_ranks.py")
 
-def _mpi_available():
+def _missing_mpi():
+    """Why the multi-process tests cannot run here, or None: each missing piece named with its install."""
+    missing = []
     if shutil.which("mpirun") is None:
-        return False
+        missing.append("no mpirun on PATH (apt-get install openmpi-bin libopenmpi-dev)")
     try:
         import mpi4py  # noqa: F401
     except ImportError:
-        return False
-    return True
+        missing.append("mpi4py is not installed (pip install '.[mpi]')")
+    return "; ".join(missing) or None
 
 
-needs_mpi = pytest.mark.skipif(not _mpi_available(), reason="needs mpirun and mpi4py (the mpi extra)")
+needs_mpi = pytest.mark.skipif(_missing_mpi() is not None, reason=f"needs real MPI processes: {_missing_mpi()}")
 
 
 def _mpirun(ranks, *args, timeout=300):
@@ -116,3 +118,30 @@ def test_shards_split_a_batch_like_array_split():
         shards = [distributed.MPIDataParallel(FakeComm(rank, size)).shard(5, 5 + total) for rank in range(size)]
         expected = np.array_split(np.arange(5, 5 + total), size)
         assert [list(range(lo, hi)) for lo, hi in shards] == [list(part) for part in expected]
+
+
+def test_rank_and_size_without_mpirun():
+    assert (distributed.rank(), distributed.size()) == (0, 1)
+
+
+def _readme_mpirun_lines():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        return [line[2:].strip() for line in file if line.startswith("$ mpirun")]
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@needs_mpi
+def test_readme_mpirun_command_runs_the_example(tmp_path):
+    """The README's portable mpirun line (4 ranks on any machine, as root too), for one epoch."""
+    line = next(line for line in _readme_mpirun_lines() if "--allow-run-as-root" in line)
+    command = line.split()
+    script = command.index("examples/train_data_parallel.py")
+    command[script] = os.path.join(ROOT, "examples", "train_data_parallel.py")
+    command[command.index("python")] = sys.executable
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([*command, "--epochs", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=environment)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "4 process(es): test accuracy" in result.stdout
+    assert result.stdout.count("test accuracy") == 1  # printed by rank 0 only

@@ -131,7 +131,7 @@ def test_losses_are_non_negative(rng):
         ("sparse_categorical_crossentropy", [0, -1], [[0.5, 0.5], [0.2, 0.8]], "received label -1"),
         ("sparse_categorical_crossentropy", [0.5, 1], [[0.5, 0.5], [0.2, 0.8]], "whole-number"),
         ("categorical_crossentropy", [[1, 0]], [[0.2, 0.3, 0.5]], r"expected targets of shape \(1, 3\)"),
-        ("categorical_crossentropy", [[1]], [[0.2, 0.3, 0.5]], "use sparse_categorical_crossentropy"),
+        ("categorical_crossentropy", [[1]], [[0.2, 0.3, 0.5]], "use loss='sparse_categorical_crossentropy'"),
         ("binary_crossentropy", [[1.0]], [[1.5]], r"expected probabilities in \[0, 1\].*from_logits=True"),
         ("mean_squared_error", [[1.0, np.nan]], [[1.0, 2.0]], "y_true: expected finite values"),
         ("mean_squared_error", [[1.0, 2.0]], [[1.0, np.inf]], "y_pred: expected finite values"),

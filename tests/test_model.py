@@ -295,7 +295,7 @@ def test_one_hot_targets_of_the_wrong_width(rng):
     x, y = _blobs(rng)
     model = fd.Sequential([fd.layers.Dense(3, activation="softmax", input_shape=(6,))])
     model.compile(optimizer="adam", loss="categorical_crossentropy")
-    with pytest.raises(ValueError, match=r"y: expected targets of shape \(60, 3\).*received \(60, 4\)"):
+    with pytest.raises(ValueError, match=r"y: expected targets of shape \(60, 3\).*received an array of shape \(60, 4\)"):
         model.fit(x, np.eye(4)[y], verbose=0)
 
 

@@ -4,7 +4,7 @@ from fastdnn.kernels.jit import jit
 
 
 @jit
-def argmax_row(row):
+def _argmax_row(row):
     """Index of the first maximum of a 1-D array (NumPy's tie rule)."""
     best = 0
     for j in range(1, row.shape[0]):
@@ -18,7 +18,7 @@ def count_sparse_matches(p, labels):
     """Rows where ``argmax(p) == label``."""
     hits = 0
     for i in range(p.shape[0]):
-        if argmax_row(p[i]) == labels[i]:
+        if _argmax_row(p[i]) == labels[i]:
             hits += 1
     return hits
 
@@ -28,7 +28,7 @@ def count_categorical_matches(p, t):
     """Rows where ``argmax(p) == argmax(t)``."""
     hits = 0
     for i in range(p.shape[0]):
-        if argmax_row(p[i]) == argmax_row(t[i]):
+        if _argmax_row(p[i]) == _argmax_row(t[i]):
             hits += 1
     return hits
 

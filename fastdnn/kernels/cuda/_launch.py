@@ -22,6 +22,11 @@ def grid(n):
     return max(1, min(-(-int(n) // block()), MAX_BLOCKS))
 
 
+def tree_threads():
+    """Threads of a one-block tree reduction: the largest power of two not above ``block()``."""
+    return 1 << max(0, block().bit_length() - 1)
+
+
 def numba_type(dtype):
     """The numba scalar type of a NumPy dtype (for shared arrays)."""
     return numba.from_dtype(np.dtype(dtype))
@@ -41,3 +46,16 @@ def unravel4(e, d1, d2, d3):
     i2 = t % d2
     t = t // d2
     return t // d1, t % d1, i2, i3
+
+
+@cuda.jit(device=True)
+def block_sum(partial, tid):
+    """Sum the shared array ``partial`` (one slot per thread, a power-of-two length) into
+    ``partial[0]`` by a tree: a fixed order, so equal inputs always give the same sum."""
+    cuda.syncthreads()
+    width = partial.shape[0] // 2
+    while width > 0:
+        if tid < width:
+            partial[tid] += partial[tid + width]
+        cuda.syncthreads()
+        width //= 2

@@ -61,19 +61,25 @@ def _gemm_blocked_kernel(tile, reg, dtype):
     """``c = op(a) op(b)`` with register blocking: a ``tile x tile`` block of threads computes a
     ``(tile reg) x (tile reg)`` block of ``c``, each thread ``reg x reg`` elements strided by ``tile``
     (so neighbouring threads write neighbouring words and read shared memory without bank conflicts).
-    The k-slices of ``op(a)`` and ``op(b)`` are staged in shared memory, ``tile`` deep.
+    The k-slices of ``op(a)`` and ``op(b)`` are staged in shared memory, ``tile`` deep; each thread
+    reads its ``reg`` values of each slice into registers once per k, then does ``reg * reg`` FMAs.
     """
     scalar = numba_type(dtype)
     zero = np.dtype(dtype).type(0)
     span = tile * reg  # rows (and columns) of c per block
+    # One padding word per slice row: a slice staged along k (a not transposed, b transposed) has
+    # neighbouring threads writing words `span` apart, all in one bank when span is a multiple of 32.
+    width = span + 1
     loads = reg  # elements of each staged slice per thread: span * tile / (tile * tile)
 
     @cuda.jit
     def gemm_blocked(a, b, c, trans_a, trans_b):
         # One shared array per line: the simulator keys them by source line.
-        slice_a = cuda.shared.array((tile, span), scalar)
-        slice_b = cuda.shared.array((tile, span), scalar)
+        slice_a = cuda.shared.array((tile, width), scalar)
+        slice_b = cuda.shared.array((tile, width), scalar)
         acc = cuda.local.array((reg, reg), scalar)
+        left = cuda.local.array(reg, scalar)
+        right = cuda.local.array(reg, scalar)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         tid = ty * tile + tx
@@ -115,9 +121,12 @@ def _gemm_blocked_kernel(tile, reg, dtype):
             cuda.syncthreads()
             for kk in range(tile):
                 for i in range(reg):
-                    left = slice_a[kk, ty + i * tile]
+                    left[i] = slice_a[kk, ty + i * tile]
+                for j in range(reg):
+                    right[j] = slice_b[kk, tx + j * tile]
+                for i in range(reg):
                     for j in range(reg):
-                        acc[i, j] += left * slice_b[kk, tx + j * tile]
+                        acc[i, j] += left[i] * right[j]
             cuda.syncthreads()
         for i in range(reg):
             r = row0 + ty + i * tile

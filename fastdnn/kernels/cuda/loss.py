@@ -11,27 +11,50 @@ import numpy as np
 from numba import cuda
 
 from fastdnn.kernels.cpu.loss import EPSILON
-from fastdnn.kernels.cuda._launch import block, grid
+from fastdnn.kernels.cuda._launch import block, block_sum, cached_factory, grid, tree_threads
 from fastdnn.kernels.cuda.activation import sigmoid_scalar, softplus_scalar
 
 _row_buffers = {}
 
 
 def _rows(n):
-    """A reused float64 device buffer of ``n`` row losses."""
+    """A reused float64 device buffer of ``n`` row losses and, last, their sum."""
     buffer = _row_buffers.get(n)
     if buffer is None:
-        buffer = _row_buffers[n] = cuda.device_array(n, dtype=np.float64)
+        buffer = _row_buffers[n] = cuda.device_array(n + 1, dtype=np.float64)
     return buffer
 
 
+@cached_factory
+def _sum_rows_kernel(threads):
+    """``rows[n] = sum(rows[:n])`` in one block of ``threads``: strided partial sums, then a tree."""
+
+    @cuda.jit
+    def sum_rows(rows, n):
+        partial = cuda.shared.array(threads, np.float64)
+        tid = cuda.threadIdx.x
+        total = 0.0
+        for i in range(tid, n, threads):
+            total += rows[i]
+        partial[tid] = total
+        block_sum(partial, tid)
+        if tid == 0:
+            rows[n] = partial[0]
+
+    return sum_rows
+
+
 def _launch(kernel, p, t, grad, with_grad):
+    """Run a row-loss kernel and return the mean loss as a Python float. The rows are summed on the
+    device, so one float64 crosses to the host per batch, not one per row."""
     n = p.shape[0]
     if n == 0:
         return 0.0
     rows = _rows(n)
     kernel[grid(n), block()](p, t, grad, with_grad, rows)
-    return float(rows.copy_to_host().sum())
+    threads = tree_threads()
+    _sum_rows_kernel(threads)[1, threads](rows, n)
+    return float(rows[n:].copy_to_host()[0])
 
 
 @cuda.jit(device=True)

@@ -10,7 +10,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from fastdnn.kernels.cuda._launch import block, cached_factory, grid
+from fastdnn.kernels.cuda._launch import block, block_sum, cached_factory, grid, tree_threads
 
 
 @cuda.jit
@@ -117,13 +117,7 @@ def _segment_norm_kernel(threads):
         for i in range(start + tid, stop, threads):
             total += float(g[i]) * float(g[i])
         partial[tid] = total
-        cuda.syncthreads()
-        width = threads // 2
-        while width > 0:
-            if tid < width:
-                partial[tid] += partial[tid + width]
-            cuda.syncthreads()
-            width //= 2
+        block_sum(partial, tid)
         if tid == 0:
             norm = math.sqrt(partial[0])
             scale_slot[0] = max_norm / norm if norm > max_norm else 1.0
@@ -194,5 +188,5 @@ def clip_segments_by_norm(g, offsets, max_norm):
         return
     if isinstance(offsets, np.ndarray):
         offsets = cuda.to_device(offsets)
-    threads = 1 << max(0, int(block()).bit_length() - 1)  # the tree sum needs a power of two
+    threads = tree_threads()
     _segment_norm_kernel(threads)[segments, threads](g, offsets, float(max_norm))
