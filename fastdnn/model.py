@@ -16,7 +16,7 @@ import numpy as np
 
 from fastdnn import backend, callbacks as callbacks_module
 from fastdnn import config, distributed, layers as layers_module
-from fastdnn import losses, metrics as metrics_module, optimizers, random, saving, validation
+from fastdnn import losses, metrics as metrics_module, optimizers, random, saving, threads, validation
 from fastdnn.buffers import BufferPool
 from fastdnn.kernels.cpu.data import all_finite, take_rows
 from fastdnn.params import ParameterStore
@@ -417,6 +417,7 @@ class Sequential:
                 take_rows(targets, order[lo:hi], tb)
             hooks.on_train_batch_begin(batch)
             loss_value = self._train_step(xb.reshape(hi - lo, *x.shape[1:]), self._kernel_targets(tb), stop - start)
+            threads.training_step(self)  # times steps to choose the thread count (fastdnn.threads)
             if not math.isfinite(loss_value):
                 return self._logs(loss_sum / max(seen, 1)), (batch, loss_value)
             loss_sum += loss_value * (stop - start)
