@@ -49,7 +49,6 @@ Peers are imported here only: none of them is a dependency of fastdnn.
 """
 
 import argparse
-import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -481,19 +480,12 @@ def worker_main(peer, spec):
         say(f"time {time.perf_counter() - start!r}")
 
 
-@contextlib.contextmanager
 def busy_processes(count):
-    """``count`` processes spinning ``while True: pass`` for the duration; killed however it ends."""
-    processes = []
-    try:
-        for _ in range(count):
-            processes.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
-        yield processes
-    finally:
-        for process in processes:
-            process.kill()
-        for process in processes:
-            process.wait()
+    """``count`` processes spinning beside the measurement; killed however the block ends (and each
+    exits by itself if this process dies first)."""
+    from benchmarks.common import BusyProcesses
+
+    return BusyProcesses(count)
 
 
 def run_epochs(workloads, peers, rounds, pause, notes, conditions=("same-process",), load=1, baseline=None):

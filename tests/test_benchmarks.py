@@ -6,10 +6,12 @@ import importlib
 import inspect
 import itertools
 import json
+import os
 import pathlib
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -141,12 +143,40 @@ def test_peers_conditions_run_each_peer_in_its_own_process_and_beside_busy_proce
 def test_busy_processes_are_killed_however_the_block_ends():
     peers = _peers()
     try:
-        with peers.busy_processes(2) as processes:
-            assert all(process.poll() is None for process in processes)
+        with peers.busy_processes(2) as load:
+            processes = list(load.processes)
+            assert len(processes) == 2 and all(process.poll() is None for process in processes)
             raise KeyboardInterrupt
     except KeyboardInterrupt:
         pass
-    assert all(process.poll() is not None for process in processes)
+    assert load.processes == [] and all(process.poll() is not None for process in processes)
+
+
+def test_a_busy_process_ends_when_the_process_that_started_it_dies():
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from benchmarks.common import BusyProcesses\n"
+        "load = BusyProcesses(1).start(); print(load.processes[0].pid, flush=True)\n"
+        "import os; os._exit(0)  # dies without stopping it"
+    )
+    # the busy process inherits stdout: read the pid, do not wait for the pipe to close
+    parent = subprocess.Popen([sys.executable, "-c", script, str(BENCHMARKS)], stdout=subprocess.PIPE, text=True)
+    pid = int(parent.stdout.readline())
+    parent.wait(timeout=120)
+    parent.stdout.close()
+    for _ in range(200):
+        if not pathlib.Path(f"/proc/{pid}").exists() or "Z" in _process_state(pid):
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the busy process outlived its parent")
+
+
+def _process_state(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+    except OSError:
+        return "Z"
 
 
 def test_a_worker_process_reports_a_peer_missing_for_a_workload():
