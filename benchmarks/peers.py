@@ -1223,8 +1223,8 @@ def describe_environment():
     lines.append(", ".join(versions))
     lines.append(
         "OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "unset") + ", OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "unset")
-        + f", threads: {THREADS} for every peer (fastdnn: numba + OpenBLAS; NumPy: OpenBLAS; torch: intra-op; "
-        "XLA: its CPU pool, one thread per core)"
+        + f", threads: fastdnn {'its own choice of 1 or one per core' if FASTDNN_THREADS == 'auto' else FASTDNN_THREADS} "
+        f"(OpenBLAS); {THREADS} for NumPy (OpenBLAS) and torch (intra-op); XLA: its CPU pool, one thread per core"
     )
     lines.append(f"BLAS at the start: {_blas_description()}")
     lines.append(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
