@@ -55,6 +55,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -1338,4 +1339,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # kill (SIGTERM) unwinds like Ctrl-C: the finally blocks stop the workers and busy processes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()
