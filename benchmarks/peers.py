@@ -1,16 +1,30 @@
 """Side by side: the same work in fastdnn and in the libraries users would otherwise pick.
 
-Peers: fastdnn, Keras 3 on the JAX backend, PyTorch (CPU, eager), and plain NumPy. Every timed
-workload is run by every available peer in ONE process, interleaved round by round (so that machine
-noise hits all of them alike, with a short pause between runs so that one library's spinning
-threads do not eat into the next one's time); tables give medians (and minima), and ratios to fastdnn.
-A peer that is not installed is reported as "not available" and skipped. The last table checks the
-performance targets of issue 4.
+Peers: fastdnn, Keras 3 on the JAX backend, PyTorch (CPU, eager), and plain NumPy. The epoch
+workloads run under three conditions (``--conditions``, or the shorthands ``--load N`` and
+``--same-process``):
+
+- ``idle``: each peer in a process of its own (``peers.py --worker``), as in separate scripts;
+- ``loaded``: the same processes with N busy processes (``python -c "while True: pass"``) beside
+  every measurement, the same for every peer, as on a machine doing something else; killed at the
+  end of each workload however it ends;
+- ``same-process``: every peer imported into this one process, as in a notebook comparing them,
+  where each library's threads compete with the others'.
+
+Every measurement is interleaved round by round between the peers (so that machine noise hits all
+of them alike, with a short pause between runs so that one library's spinning threads do not eat
+into the next one's time); tables give medians (and minima), ratios to fastdnn, and a summary
+line per workload with fastdnn / Keras and fastdnn / PyTorch in each condition and each peer's
+slowdown under load. ``--baseline FOLDER`` adds ``fastdnn-base``, the fastdnn found in FOLDER (an
+older checkout), run beside the current one. A peer that is not installed is reported as "not
+available" and skipped. The last table checks the performance targets of issue 4.
 
 Workloads (``--workload``, several allowed; default ``all``):
 
 - ``mlp``: one epoch of 60000 x 784 -> 512 -> 256 -> 10 (ReLU, softmax + crossentropy, Adam) at
   batch 32, 128 and 1024;
+- ``lenet``: one epoch of LeNet-5 on ``--lenet-samples`` 28 x 28 x 1 images at batch 128;
+- ``lstm``: one epoch of LSTM(128) over 50 steps of 32 features (``--lstm-samples``), batch 128;
 - ``digits``: one epoch of 1347 x 64 -> 64 -> 10 at batch 32, in samples per second;
 - ``optim``: one step of every fastdnn update rule over 10M float32 parameters, beside PyTorch's
   fused Adam and the memory-bandwidth floor (the bytes a rule must move over the ``np.copyto``
@@ -27,6 +41,7 @@ Workloads (``--workload``, several allowed; default ``all``):
     python benchmarks/peers.py                                   # everything, every peer found
     python benchmarks/peers.py --workload mlp --batch-size 128 --rounds 5
     python benchmarks/peers.py --workload optim flops --peers fastdnn torch
+    python benchmarks/peers.py --workload mlp lenet lstm digits --conditions all --load 1
 
 Unset ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` for the run on machines that set them (they slow
 a current OpenBLAS): ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/peers.py``.
@@ -40,6 +55,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -49,35 +65,102 @@ import time
 import numpy as np
 
 THREADS = 2  # BLAS / intra-op threads of every peer (--threads)
+FASTDNN_THREADS = "auto"  # fastdnn's own choice, or a pinned count (--fastdnn-threads)
 PEER_NAMES = ("fastdnn", "keras-jax", "torch", "numpy")
 
 
 # -- workloads ----------------------------------------------------------------------------------------
 
 
-class MLPEpoch:
-    """One epoch of an MLP with ReLU hidden layers, softmax + crossentropy, Adam (lr 1e-3), shuffled.
+class EpochWork:
+    """One training epoch (Adam, lr 1e-3, softmax + sparse crossentropy, shuffled) on random data.
 
-    ``sizes`` is (inputs, hidden..., classes); the data are random, the work is what matters.
+    Described by plain values (`spec`) so that a worker process builds the same work; the data
+    come from a fixed seed. Subclasses give the model in each library.
     """
 
-    def __init__(self, name, sizes, n_samples, batch_size):
+    kind = None
+
+    def __init__(self, name, n_samples, batch_size, classes=10):
         self.name = name
-        self.sizes = tuple(sizes)
+        self.n_samples = n_samples
         self.batch_size = batch_size
+        self.classes = classes
         rng = np.random.default_rng(0)
-        self.x = rng.random((n_samples, sizes[0]), dtype=np.float32)
-        self.y = rng.integers(0, sizes[-1], n_samples)
+        self.x = rng.random((n_samples, *self.sample_shape), dtype=np.float32)
+        self.y = rng.integers(0, classes, n_samples)
+
+    def spec(self):
+        return {"kind": self.kind, **self._arguments()}
 
     @property
     def label(self):
-        shape = "-".join(map(str, self.sizes))
-        return f"{self.name} {len(self.x)}x{shape} batch {self.batch_size} (1 epoch)"
+        return f"{self.name} {len(self.x)}x{self.describe()} batch {self.batch_size} (1 epoch)"
+
+    @property
+    def flops(self):
+        return float("nan")
+
+
+class MLPEpoch(EpochWork):
+    """ReLU hidden layers; ``sizes`` is (inputs, hidden..., classes)."""
+
+    kind = "mlp"
+
+    def __init__(self, name, sizes, n_samples, batch_size):
+        self.sizes = tuple(sizes)
+        self.sample_shape = (sizes[0],)
+        super().__init__(name, n_samples, batch_size, sizes[-1])
+
+    def _arguments(self):
+        return {"name": self.name, "sizes": list(self.sizes), "n_samples": self.n_samples, "batch_size": self.batch_size}
+
+    def describe(self):
+        return "-".join(map(str, self.sizes))
 
     @property
     def flops(self):
         """Matrix-product FLOPs of one training epoch (forward, dW, and dX for all but the first layer)."""
         return len(self.x) * mlp_step_flops_per_sample(self.sizes)
+
+
+class LeNetEpoch(EpochWork):
+    """LeNet-5 on 28 x 28 x 1 images: conv 6@5x5 same, max pool 2, conv 16@5x5, max pool 2, dense 120, 84, 10."""
+
+    kind = "lenet"
+    sample_shape = (28, 28, 1)
+
+    def _arguments(self):
+        return {"name": self.name, "n_samples": self.n_samples, "batch_size": self.batch_size}
+
+    def describe(self):
+        return "28x28x1 LeNet-5"
+
+
+class LSTMEpoch(EpochWork):
+    """LSTM(units) over ``steps`` steps of ``features``, its last state into a softmax dense layer."""
+
+    kind = "lstm"
+
+    def __init__(self, name, n_samples, batch_size, steps=50, features=32, units=128):
+        self.steps, self.features, self.units = steps, features, units
+        self.sample_shape = (steps, features)
+        super().__init__(name, n_samples, batch_size)
+
+    def _arguments(self):
+        return {"name": self.name, "n_samples": self.n_samples, "batch_size": self.batch_size,
+                "steps": self.steps, "features": self.features, "units": self.units}
+
+    def describe(self):
+        return f"{self.steps}x{self.features} LSTM({self.units})"
+
+
+WORK_KINDS = {"mlp": MLPEpoch, "lenet": LeNetEpoch, "lstm": LSTMEpoch}
+
+
+def work_from_spec(spec):
+    spec = dict(spec)
+    return WORK_KINDS[spec.pop("kind")](**spec)
 
 
 def mlp_step_flops_per_sample(sizes):
@@ -91,10 +174,29 @@ def mlp_step_flops_per_sample(sizes):
 def fastdnn_peer(work):
     import fastdnn as fd
 
-    fd.set_num_threads(THREADS)
-    model = fastdnn_mlp(work.sizes)
+    if FASTDNN_THREADS != "auto":
+        fd.set_num_threads(int(FASTDNN_THREADS))
+    model = fastdnn_model(work)
     model.fit(work.x[: 4 * work.batch_size], work.y[: 4 * work.batch_size], batch_size=work.batch_size, verbose=0)
     return lambda: model.fit(work.x, work.y, batch_size=work.batch_size, epochs=1, verbose=0)
+
+
+def fastdnn_model(work):
+    import fastdnn as fd
+
+    fd.set_seed(0)
+    L = fd.layers
+    if work.kind == "mlp":
+        return fastdnn_mlp(work.sizes)
+    if work.kind == "lenet":
+        layers = [L.Conv2D(6, 5, activation="relu", padding="same", input_shape=work.sample_shape), L.MaxPooling2D(2),
+                  L.Conv2D(16, 5, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
+                  L.Dense(120, activation="relu"), L.Dense(84, activation="relu"), L.Dense(work.classes, activation="softmax")]
+    else:
+        layers = [L.LSTM(work.units, input_shape=work.sample_shape), L.Dense(work.classes, activation="softmax")]
+    model = fd.Sequential(layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
 
 
 def fastdnn_mlp(sizes):
@@ -113,9 +215,17 @@ def keras_peer(work):
     """Keras 3 on JAX, as a user writes it: Sequential, compile, fit on NumPy arrays (XLA-compiled steps)."""
     keras = _import_keras()
     keras.utils.set_random_seed(0)
-    layers = [keras.Input(shape=(work.sizes[0],))]
-    layers += [keras.layers.Dense(units, activation="relu") for units in work.sizes[1:-1]]
-    layers.append(keras.layers.Dense(work.sizes[-1], activation="softmax"))
+    K = keras.layers
+    if work.kind == "mlp":
+        layers = [keras.Input(shape=(work.sizes[0],))]
+        layers += [K.Dense(units, activation="relu") for units in work.sizes[1:-1]]
+    elif work.kind == "lenet":
+        layers = [keras.Input(shape=work.sample_shape), K.Conv2D(6, 5, activation="relu", padding="same"), K.MaxPooling2D(2),
+                  K.Conv2D(16, 5, activation="relu"), K.MaxPooling2D(2), K.Flatten(),
+                  K.Dense(120, activation="relu"), K.Dense(84, activation="relu")]
+    else:
+        layers = [keras.Input(shape=work.sample_shape), K.LSTM(work.units)]
+    layers.append(K.Dense(work.classes, activation="softmax"))
     model = keras.Sequential(layers)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss="sparse_categorical_crossentropy")
     model.fit(work.x[: 4 * work.batch_size], work.y[: 4 * work.batch_size], batch_size=work.batch_size, verbose=0)
@@ -133,16 +243,17 @@ def _import_keras():
 
 
 def torch_peer(work):
-    """PyTorch eager on the CPU: nn.Sequential, CrossEntropyLoss on logits, default Adam, index batching
-    (a DataLoader, which collates sample by sample, would be slower)."""
+    """PyTorch eager on the CPU: CrossEntropyLoss on logits, default Adam, index batching (a
+    DataLoader, which collates sample by sample, would be slower); images channels first."""
     import torch
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
-    model = torch_mlp(torch, work.sizes)
+    model = torch_model(torch, work)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    x, y = torch.from_numpy(work.x), torch.from_numpy(work.y)
+    x = work.x.transpose(0, 3, 1, 2).copy() if work.kind == "lenet" else work.x
+    x, y = torch.from_numpy(x), torch.from_numpy(work.y)
     generator = torch.Generator().manual_seed(0)
     n, batch = len(work.x), work.batch_size
 
@@ -161,6 +272,27 @@ def torch_peer(work):
     return epoch
 
 
+def torch_model(torch, work):
+    nn = torch.nn
+    if work.kind == "mlp":
+        return torch_mlp(torch, work.sizes)
+    if work.kind == "lenet":
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, work.classes))
+
+    class LastState(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(work.features, work.units, batch_first=True)
+            self.dense = nn.Linear(work.units, work.classes)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.dense(out[:, -1])
+
+    return LastState()
+
+
 def torch_mlp(torch, sizes):
     modules = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -171,7 +303,9 @@ def torch_mlp(torch, sizes):
 
 
 def numpy_peer(work):
-    """The same maths as a plain NumPy loop: what a careful user writes without a framework."""
+    """The same maths as a plain NumPy loop: what a careful user writes without a framework (MLPs only)."""
+    if work.kind != "mlp":
+        raise ImportError(f"no plain-NumPy {work.kind} (MLPs only)")
     _limit_numpy_blas()
     rng = np.random.default_rng(0)
     weights = []
@@ -230,17 +364,26 @@ PEERS = {"fastdnn": fastdnn_peer, "keras-jax": keras_peer, "torch": torch_peer, 
 
 # -- the harness ----------------------------------------------------------------------------------------
 
+#: Conditions of the epoch workloads: each peer in a process of its own on a quiet machine, the same
+#: beside ``--load`` busy processes, and every peer imported into this one process (a notebook).
+CONDITIONS = ("idle", "loaded", "same-process")
+_MARK = "@@peers "  # lines of the worker protocol on the worker's stdout
+
 
 def interleave(runners, rounds, pause, inner=1):
-    """Run every runner ``rounds`` times, one after the other in each round; per-call times by name."""
+    """Run every runner ``rounds`` times, one after the other in each round; per-call times by name.
+
+    A `WorkerRunner` reports the time measured in its own process (without the pipe's latency).
+    """
     times = {name: [] for name in runners}
     for _ in range(rounds):
         for name, runner in runners.items():
             time.sleep(pause)
             start = time.perf_counter()
             for _ in range(inner):
-                runner()
-            times[name].append((time.perf_counter() - start) / inner)
+                reported = runner()
+            elapsed = (time.perf_counter() - start) / inner
+            times[name].append(reported if isinstance(runner, WorkerRunner) else elapsed)
     return times
 
 
@@ -261,12 +404,118 @@ def make_runners(factories, announce):
     return runners
 
 
-def run_epochs(workloads, peers, rounds, pause, notes):
+class WorkerRunner:
+    """A peer in a process of its own (``peers.py --worker``): it builds and warms the work there,
+    then runs one epoch per request and reports the time it measured.
+
+    ``source`` is a folder to import fastdnn from (``--baseline``); by default the fastdnn this
+    process would import.
+    """
+
+    def __init__(self, peer, work, source=None):
+        import fastdnn
+
+        root = source or os.path.dirname(os.path.dirname(os.path.abspath(fastdnn.__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        command = [sys.executable, os.path.abspath(__file__), "--worker", peer, "--spec", json.dumps(work.spec()),
+                   "--threads", str(THREADS), "--fastdnn-threads", str(FASTDNN_THREADS)]
+        self._log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
+        try:
+            self._expect()
+        except BaseException:
+            self.close()
+            raise
+
+    def _expect(self):
+        for line in self.process.stdout:
+            if not line.startswith(_MARK):
+                continue
+            kind, _, rest = line[len(_MARK) :].strip().partition(" ")
+            if kind == "missing":
+                raise ImportError(rest)
+            if kind == "error":
+                raise RuntimeError(rest)
+            return rest
+        self._log.seek(0)
+        tail = self._log.read()[-600:]
+        raise RuntimeError(f"worker exited with status {self.process.wait()}: {tail}")
+
+    def __call__(self):
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        return float(self._expect())
+
+    def close(self):
+        try:
+            self.process.stdin.write("quit\n")
+            self.process.stdin.close()
+            self.process.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def worker_main(peer, spec):
+    """The worker side of `WorkerRunner`: stdout carries the protocol, library chatter goes to stderr."""
+    out, sys.stdout = sys.stdout, sys.stderr
+
+    def say(line):
+        print(_MARK + " ".join(str(line).split()), file=out, flush=True)
+
+    try:
+        runner = PEERS[peer.removesuffix("-base")](work_from_spec(spec))
+    except ImportError as error:
+        say(f"missing {error}")
+        return
+    except Exception as error:
+        say(f"error {type(error).__name__}: {error}")
+        return
+    say("ready")
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        start = time.perf_counter()
+        runner()
+        say(f"time {time.perf_counter() - start!r}")
+
+
+def busy_processes(count):
+    """``count`` processes spinning beside the measurement; killed however the block ends (and each
+    exits by itself if this process dies first)."""
+    from benchmarks.common import BusyProcesses
+
+    return BusyProcesses(count)
+
+
+def run_epochs(workloads, peers, rounds, pause, notes, conditions=("same-process",), load=1, baseline=None):
+    """Every workload by every peer under each condition; ``[(condition, work, {peer: times})]``.
+
+    The separate-process conditions share one worker per peer and workload (built and warmed
+    once): the idle rounds first, then the same rounds beside ``load`` busy processes. With
+    ``baseline`` (a folder holding another fastdnn), ``fastdnn-base`` runs that one beside.
+    """
     rows = []
+    separate = [condition for condition in conditions if condition != "same-process"]
+    names = list(peers) + (["fastdnn-base"] if baseline and separate else [])
     for work in workloads:
-        factories = {name: (lambda name=name: PEERS[name](work)) for name in peers}
+        if not separate:
+            break
+        factories = {name: (lambda name=name: WorkerRunner(name, work, baseline if name == "fastdnn-base" else None)) for name in names}
         runners = make_runners(factories, lambda line: notes.append(f"{work.label}: {line}"))
-        rows.append((work, interleave(runners, rounds, pause)))
+        try:
+            for condition in separate:
+                with busy_processes(load if condition == "loaded" else 0):
+                    rows.append((condition, work, interleave(runners, rounds, pause)))
+        finally:
+            for runner in runners.values():
+                runner.close()
+    if "same-process" in conditions:
+        for work in workloads:
+            factories = {name: (lambda name=name: PEERS[name](work)) for name in peers}
+            runners = make_runners(factories, lambda line: notes.append(f"{work.label} (same process): {line}"))
+            rows.append(("same-process", work, interleave(runners, rounds, pause)))
     return rows
 
 
@@ -283,8 +532,8 @@ def print_table(title, header, rows):
         print("  " + "  ".join(str(cell).rjust(width) if i else str(cell).ljust(width) for i, (cell, width) in enumerate(zip(row, widths))))
 
 
-def report_epochs(rows, results):
-    for work, times in rows:
+def report_epochs(rows, results, load=1):
+    for condition, work, times in rows:
         base = statistics.median(times["fastdnn"]) if times.get("fastdnn") else None
         table = []
         for name, values in sorted(times.items(), key=lambda item: statistics.median(item[1])):
@@ -293,12 +542,51 @@ def report_epochs(rows, results):
             table.append(
                 (name, f"{median:.3f}", f"{least:.3f}", ratio, f"{len(work.x) / median:,.0f}", f"{work.flops / median / 1e9:.1f}")
             )
-            results[("epoch", work.name, work.batch_size, name)] = median
+            results.setdefault(("epoch", work.name, work.batch_size, name), median)
+            results[("condition", condition, work.label, name)] = median
         print_table(
-            f"{work.label}, {len(next(iter(times.values()), []))} rounds",
+            f"{work.label}, {_condition_label(condition, load)}, {len(next(iter(times.values()), []))} rounds",
             ("peer", "median s", "min s", "x fastdnn", "samples/s", "GFLOP/s"),
             table,
         )
+
+
+def _condition_label(condition, load):
+    return {"idle": "each peer in its own process", "loaded": f"own processes, {load} busy beside",
+            "same-process": "all peers in one process"}[condition]
+
+
+def report_conditions(rows, results, load=1):
+    """One line per workload: fastdnn's time over Keras's and PyTorch's in each condition, each
+    peer's slowdown under load, and fastdnn's gain over ``--baseline`` (baseline time / fastdnn's)."""
+    conditions = [c for c in CONDITIONS if any(row[0] == c for row in rows)]
+    labels = list(dict.fromkeys(work.label for _, work, _ in rows))
+    peers = list(dict.fromkeys(name for _, _, times in rows for name in times))
+
+    def time_of(condition, label, peer):
+        return results.get(("condition", condition, label, peer))
+
+    def ratio(a, b):
+        return f"{a / b:.2f}" if a and b else "-"
+
+    header, table = ["workload"], []
+    for condition in conditions:
+        header += [f"{condition}: fd/keras", f"{condition}: fd/torch"]
+    if {"idle", "loaded"} <= set(conditions):
+        header += [f"{peer} loaded/idle" for peer in peers]
+    if "fastdnn-base" in peers:
+        header += [f"{condition}: base/fd" for condition in conditions if condition != "same-process"]
+    for label in labels:
+        row = [label.replace(" (1 epoch)", "")]
+        for condition in conditions:
+            mine = time_of(condition, label, "fastdnn")
+            row += [ratio(mine, time_of(condition, label, "keras-jax")), ratio(mine, time_of(condition, label, "torch"))]
+        if {"idle", "loaded"} <= set(conditions):
+            row += [ratio(time_of("loaded", label, peer), time_of("idle", label, peer)) for peer in peers]
+        if "fastdnn-base" in peers:
+            row += [ratio(time_of(c, label, "fastdnn-base"), time_of(c, label, "fastdnn")) for c in conditions if c != "same-process"]
+        table.append(row)
+    print_table(f"epochs by condition (medians; fd/x below 1: fastdnn faster; loaded = {load} busy processes)", header, table)
 
 
 # -- optimizer steps over 10M parameters -------------------------------------------------------------
@@ -936,8 +1224,8 @@ def describe_environment():
     lines.append(", ".join(versions))
     lines.append(
         "OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "unset") + ", OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "unset")
-        + f", threads: {THREADS} for every peer (fastdnn: numba + OpenBLAS; NumPy: OpenBLAS; torch: intra-op; "
-        "XLA: its CPU pool, one thread per core)"
+        + f", threads: fastdnn {'its own choice of 1 or one per core' if FASTDNN_THREADS == 'auto' else FASTDNN_THREADS} "
+        f"(OpenBLAS); {THREADS} for NumPy (OpenBLAS) and torch (intra-op); XLA: its CPU pool, one thread per core"
     )
     lines.append(f"BLAS at the start: {_blas_description()}")
     lines.append(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
@@ -967,12 +1255,14 @@ def _blas_description():
     )
 
 
-WORKLOADS = ("mlp", "digits", "optim", "flops", "breakdown", "startup", "memory")
+WORKLOADS = ("mlp", "lenet", "lstm", "digits", "optim", "flops", "breakdown", "startup", "memory")
 
 
 def main(argv=None):
-    global THREADS
+    global THREADS, FASTDNN_THREADS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # run one peer for a parent peers.py
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("--workload", nargs="+", choices=WORKLOADS + ("all",), default=["all"])
     parser.add_argument("--batch-size", type=int, nargs="*", default=None, help="mlp batch sizes (default 32 128 1024)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the epoch workloads")
@@ -982,11 +1272,24 @@ def main(argv=None):
     parser.add_argument("--cold-runs", type=int, default=2, help="start-ups with an empty cache")
     parser.add_argument("--memory-epochs", type=int, default=3)
     parser.add_argument("--mlp-samples", type=int, default=60000)
+    parser.add_argument("--lenet-samples", type=int, default=4096)
+    parser.add_argument("--lstm-samples", type=int, default=1024)
+    parser.add_argument("--load", type=int, default=0, metavar="N", help="N busy processes beside every epoch measurement")
+    parser.add_argument("--same-process", action="store_true", help="every peer imported in this one process (a notebook)")
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS + ("all",), default=None,
+                        help="epoch conditions (default: idle; loaded with --load; same-process with --same-process)")
+    parser.add_argument("--baseline", metavar="FOLDER", help="also run the fastdnn found in FOLDER (as fastdnn-base) in its own processes")
+    parser.add_argument("--fastdnn-threads", default="auto", help="fastdnn's thread count: auto (its own choice) or a number")
     parser.add_argument("--peers", nargs="*", default=list(PEER_NAMES), choices=PEER_NAMES)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pause", type=float, default=0.25, help="seconds between runs, for spinning threads to settle")
     args = parser.parse_args(argv)
-    THREADS = args.threads
+    THREADS, FASTDNN_THREADS = args.threads, args.fastdnn_threads
+    if args.worker:
+        return worker_main(args.worker, json.loads(args.spec))
+    conditions = args.conditions or (["same-process"] if args.same_process else ["loaded"] if args.load else ["idle"])
+    conditions = list(CONDITIONS) if "all" in conditions else conditions
+    load = max(args.load, 1) if "loaded" in conditions else args.load
     chosen = WORKLOADS if "all" in args.workload else tuple(w for w in WORKLOADS if w in args.workload)
     if "fastdnn" not in args.peers:
         args.peers.insert(0, "fastdnn")
@@ -998,10 +1301,18 @@ def main(argv=None):
     if "mlp" in chosen:
         for batch in args.batch_size or [32, 128, 1024]:
             epoch_workloads.append(MLPEpoch("mnist-mlp", (784, 512, 256, 10), args.mlp_samples, batch))
+    if "lenet" in chosen:
+        epoch_workloads.append(LeNetEpoch("lenet", args.lenet_samples, 128))
+    if "lstm" in chosen:
+        epoch_workloads.append(LSTMEpoch("lstm", args.lstm_samples, 128))
     if "digits" in chosen:
         epoch_workloads.append(MLPEpoch("digits-mlp", (64, 64, 10), 1347, 32))
     if epoch_workloads:
-        report_epochs(run_epochs(epoch_workloads, args.peers, args.rounds, args.pause, notes), results)
+        print(f"epoch conditions: {', '.join(_condition_label(c, load) for c in conditions)}")
+        with busy_processes(load if conditions == ["same-process"] else 0):  # --same-process --load N
+            rows = run_epochs(epoch_workloads, args.peers, args.rounds, args.pause, notes, conditions, load, args.baseline)
+        report_epochs(rows, results, load)
+        report_conditions(rows, results, load)
     if "optim" in chosen:
         run_optim(args.optim_size, args.optim_rounds, min(args.pause, 0.05), args.peers, results, notes)
     if "flops" in chosen:
@@ -1028,4 +1339,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # kill (SIGTERM) unwinds like Ctrl-C: the finally blocks stop the workers and busy processes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()

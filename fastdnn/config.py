@@ -6,6 +6,10 @@ imported, so they come from environment variables:
 - ``FASTDNN_FASTMATH``: comma-separated LLVM fast-math flags, ``0`` or ``none`` for strict IEEE.
   ``nnan`` and ``ninf`` are refused: they would let the compiler delete the NaN checks that
   ``TerminateOnNaN`` and the input validation rely on.
+- ``FASTDNN_NUM_THREADS``: an integer pins the thread count of the BLAS and numba's kernels (as
+  ``fastdnn.set_num_threads`` does); unset or ``auto``, fastdnn chooses it while training (see
+  ``fastdnn.threads``). ``FASTDNN_THREAD_PROBE_STEPS``, ``FASTDNN_THREAD_PROBE_OVERHEAD`` and
+  ``FASTDNN_THREAD_RECHECK_SECONDS`` tune that choice.
 - ``FASTDNN_CACHE``: ``0`` disables numba's on-disk cache of compiled kernels (on by default, so
   only the first run on a machine pays the compile time).
 
@@ -42,6 +46,28 @@ FASTMATH = _fastmath_from_env()
 
 #: Whether compiled kernels are cached on disk between processes.
 CACHE = os.environ.get("FASTDNN_CACHE", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def _num_threads_from_env():
+    raw = os.environ.get("FASTDNN_NUM_THREADS", "auto").strip().lower()
+    if raw in ("", "auto"):
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"FASTDNN_NUM_THREADS: expected a positive integer or 'auto', received {raw!r}")
+    return int(raw)
+
+
+#: A thread count pinned from the environment, or None: fastdnn chooses (``fastdnn.threads``).
+NUM_THREADS = _num_threads_from_env()
+
+#: Timed steps per candidate thread count in each block of a probe (each count gets two blocks).
+THREAD_PROBE_STEPS = int(os.environ.get("FASTDNN_THREAD_PROBE_STEPS", "4"))
+
+#: Share of the training time that probing the other thread counts may cost.
+THREAD_PROBE_OVERHEAD = float(os.environ.get("FASTDNN_THREAD_PROBE_OVERHEAD", "0.05"))
+
+#: Longest wait, in seconds, between two probes while the choice holds (unless probing costs more).
+THREAD_RECHECK_SECONDS = float(os.environ.get("FASTDNN_THREAD_RECHECK_SECONDS", "30"))
 
 _FLOATX = "float32"
 _SUPPORTED_FLOATX = ("float32", "float64")

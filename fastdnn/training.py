@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from fastdnn import backend, callbacks as callbacks_module
-from fastdnn import config, graph, random, validation
+from fastdnn import config, graph, random, threads, validation
 from fastdnn.kernels.cpu.data import all_finite, take_rows
 
 _PREDICT_BATCH = 1024  # rows per chunk when batch_size is None: big enough for BLAS, small for memory
@@ -306,6 +306,7 @@ class Trainer:
             hooks.on_train_batch_begin(batch)
             shaped = [b.reshape(hi - lo, *a.shape[1:]) for b, a in zip(xb, xs)]
             loss_value = self._train_step(self._unlisted(shaped), self._kernel_targets(self._unlisted(tb)), stop - start)
+            threads.training_step(self)  # times steps to choose the thread count (fastdnn.threads)
             if not math.isfinite(loss_value):
                 return self._logs(loss_sum / max(seen, 1), output_sums / max(seen, 1)), (batch, loss_value)
             loss_sum += loss_value * (stop - start)

@@ -6,10 +6,12 @@ import importlib
 import inspect
 import itertools
 import json
+import os
 import pathlib
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -121,8 +123,68 @@ def test_peers_reports_a_missing_peer_instead_of_failing(monkeypatch):
     notes = []
     work = peers.MLPEpoch("digits-mlp", (64, 64, 10), 64, 32)
     rows = peers.run_epochs([work], ["fastdnn", "torch"], rounds=1, pause=0, notes=notes)
-    assert list(rows[0][1]) == ["fastdnn"]
-    assert notes == ["digits-mlp 64x64-64-10 batch 32 (1 epoch): torch: not available (No module named 'torch')"]
+    condition, _, times = rows[0]
+    assert condition == "same-process" and list(times) == ["fastdnn"]
+    assert notes == ["digits-mlp 64x64-64-10 batch 32 (1 epoch) (same process): torch: not available (No module named 'torch')"]
+
+
+def test_peers_conditions_run_each_peer_in_its_own_process_and_beside_busy_processes(capsys):
+    peers = _peers()
+    results = peers.main(
+        ["--workload", "digits", "lstm", "--lstm-samples", "8", "--rounds", "1", "--conditions", "all", "--peers", "fastdnn", "numpy", "--pause", "0"]
+    )
+    out = capsys.readouterr().out
+    assert "epochs by condition" in out and "own processes, 1 busy beside" in out
+    for condition in ("idle", "loaded", "same-process"):
+        assert ("condition", condition, "digits-mlp 1347x64-64-10 batch 32 (1 epoch)", "numpy") in results
+        assert ("condition", condition, "lstm 8x50x32 LSTM(128) batch 128 (1 epoch)", "fastdnn") in results
+
+
+def test_busy_processes_are_killed_however_the_block_ends():
+    peers = _peers()
+    try:
+        with peers.busy_processes(2) as load:
+            processes = list(load.processes)
+            assert len(processes) == 2 and all(process.poll() is None for process in processes)
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert load.processes == [] and all(process.poll() is not None for process in processes)
+
+
+def test_a_busy_process_ends_when_the_process_that_started_it_dies():
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from benchmarks.common import BusyProcesses\n"
+        "load = BusyProcesses(1).start(); print(load.processes[0].pid, flush=True)\n"
+        "import os; os._exit(0)  # dies without stopping it"
+    )
+    # the busy process inherits stdout: read the pid, do not wait for the pipe to close
+    parent = subprocess.Popen([sys.executable, "-c", script, str(BENCHMARKS)], stdout=subprocess.PIPE, text=True)
+    pid = int(parent.stdout.readline())
+    parent.wait(timeout=120)
+    parent.stdout.close()
+    for _ in range(200):
+        if not pathlib.Path(f"/proc/{pid}").exists() or "Z" in _process_state(pid):
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the busy process outlived its parent")
+
+
+def _process_state(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_a_worker_process_reports_a_peer_missing_for_a_workload():
+    peers = _peers()
+    notes = []
+    factories = {"numpy": lambda: peers.WorkerRunner("numpy", peers.LeNetEpoch("lenet", 8, 4))}
+    assert peers.make_runners(factories, notes.append) == {}
+    assert notes == ["numpy: not available (no plain-NumPy lenet (MLPs only))"]
 
 
 def test_flops_of_the_mnist_step():

@@ -1,18 +1,25 @@
 import numba
+import numpy as np
 import pytest
 
 import fastdnn as fd
+from fastdnn import threads
+from fastdnn.threads import ThreadChooser
 
 
-def test_set_num_threads_reaches_numba_and_blas():
+@pytest.fixture
+def restore_threads():
     before = fd.get_num_threads()
-    try:
-        fd.set_num_threads(1)
-        counts = fd.get_num_threads()
-        assert counts["numba"] == 1
-        assert counts["blas"] and all(n == 1 for n in counts["blas"])
-    finally:
-        fd.set_num_threads(before["numba"])
+    yield
+    fd.set_num_threads(before["numba"])  # the suite runs pinned (conftest)
+
+
+def test_set_num_threads_reaches_numba_and_blas(restore_threads):
+    fd.set_num_threads(1)
+    counts = fd.get_num_threads()
+    assert counts["numba"] == 1
+    assert counts["blas"] and all(n == 1 for n in counts["blas"])
+    assert counts["policy"] == "pinned"
 
 
 def test_thread_count_is_validated():
@@ -27,3 +34,141 @@ def test_seed_is_validated():
         fd.set_seed(-1)
     with pytest.raises(ValueError, match="seed"):
         fd.set_seed(1.5)
+
+
+class FakeMachine:
+    """A step takes ``seconds[count]`` of a fake clock under the thread count last applied."""
+
+    def __init__(self, seconds, count=2):
+        self.seconds = dict(seconds)
+        self.count = count
+        self.now = 0.0
+        self.applied = []
+        self.steps_at = {}
+
+    def apply(self, count):
+        self.count = count
+        self.applied.append(count)
+
+    def clock(self):
+        return self.now
+
+    def run(self, chooser, steps, key="model"):
+        for _ in range(steps):
+            self.now += self.seconds[self.count]
+            self.steps_at[self.count] = self.steps_at.get(self.count, 0) + 1
+            chooser.step(key)
+
+
+def chooser_on(machine, **options):
+    return ThreadChooser((1, 2), machine.apply, clock=machine.clock, **options)
+
+
+def test_the_faster_count_is_kept_idle_machine():
+    machine = FakeMachine({1: 0.010, 2: 0.006})
+    chooser = chooser_on(machine, probe_steps=4)
+    machine.run(chooser, 30)
+    assert chooser.choice == 2 and machine.count == 2
+    assert machine.applied[:5] == [1, 2, 1, 2, 2]  # two interleaved blocks each, then the winner
+    when, medians, chosen = chooser.history[0]
+    assert medians == {1: pytest.approx(0.010), 2: pytest.approx(0.006)} and chosen == 2
+
+
+def test_a_far_slower_count_gets_one_block_step_under_load():
+    machine = FakeMachine({1: 0.010, 2: 0.200})  # two threads stalled by a busy neighbour
+    chooser = chooser_on(machine, probe_steps=4)
+    machine.run(chooser, 40)
+    assert chooser.choice == 1 and machine.count == 1
+    # the step before the chooser's first call ran with the BLAS's default two threads; in the
+    # probe, one step with two threads (the untimed one) was enough to drop them
+    assert machine.steps_at[2] == 2
+    assert machine.applied[:3] == [1, 2, 1]
+
+
+def test_the_choice_follows_a_change_of_load():
+    machine = FakeMachine({1: 0.010, 2: 0.006})
+    chooser = chooser_on(machine, probe_steps=4, min_wait=0.5, max_wait=2.0)
+    machine.run(chooser, 50)
+    assert chooser.choice == 2
+    machine.seconds = {1: 0.011, 2: 0.100}  # a busy process starts
+    machine.run(chooser, 300)
+    assert chooser.choice == 1 and machine.count == 1
+    machine.seconds = {1: 0.010, 2: 0.006}  # and stops
+    machine.run(chooser, 1000)
+    assert chooser.choice == 2 and machine.count == 2
+
+
+def test_probing_costs_at_most_the_overhead_budget():
+    machine = FakeMachine({1: 0.010, 2: 0.015})
+    chooser = chooser_on(machine, probe_steps=4, overhead=0.05, min_wait=0.1, max_wait=1.0)
+    machine.run(chooser, 20000)
+    best_possible = 20000 * 0.010
+    assert len(chooser.history) > 10  # it did re-check
+    assert machine.now <= best_possible * 1.05 + 0.2
+    assert chooser.choice == 1
+
+
+def test_the_wait_between_probes_doubles_while_the_choice_holds():
+    machine = FakeMachine({1: 0.010, 2: 0.012})
+    chooser = chooser_on(machine, probe_steps=4, overhead=1.0, min_wait=1.0, max_wait=8.0)
+    machine.run(chooser, 6000)
+    times = [entry[0] for entry in chooser.history]
+    probe = 2 * 5 * 0.010 + 2 * 5 * 0.012  # two blocks of 1 untimed + 4 timed steps per count
+    waits = np.diff(times) - probe  # from the end of one probe to the end of the next
+    assert waits[0] == pytest.approx(1.0, abs=0.05) and waits[1] == pytest.approx(2.0, abs=0.05)
+    assert waits[2] == pytest.approx(4.0, abs=0.05)
+    assert waits[-1] == pytest.approx(8.0, abs=0.05) and max(waits) < 8.05
+
+
+def test_steps_slowing_down_bring_the_probe_early():
+    machine = FakeMachine({1: 0.010, 2: 0.006})
+    chooser = chooser_on(machine, probe_steps=4, overhead=0.05, min_wait=100.0, max_wait=100.0)
+    machine.run(chooser, 30)
+    assert chooser.choice == 2
+    machine.seconds = {1: 0.011, 2: 0.050}
+    machine.run(chooser, 40)  # far sooner than the 100 s wait
+    assert chooser.choice == 1
+
+
+def test_another_model_starts_a_new_probe():
+    machine = FakeMachine({1: 0.010, 2: 0.006})
+    chooser = chooser_on(machine, probe_steps=2, min_wait=100.0, max_wait=100.0)
+    machine.run(chooser, 20, key="first")
+    assert len(chooser.history) == 1
+    machine.run(chooser, 20, key="second")
+    assert len(chooser.history) == 2
+
+
+def test_a_single_candidate_is_kept_without_probing():
+    machine = FakeMachine({1: 0.010}, count=1)
+    chooser = ThreadChooser((1,), machine.apply, clock=machine.clock)
+    machine.run(chooser, 10)
+    assert chooser.choice == 1 and machine.applied == []
+
+
+def small_model():
+    model = fd.Sequential([fd.layers.Dense(8, activation="relu", input_shape=(4,)), fd.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_fit_drives_the_choice_unless_the_count_is_pinned(monkeypatch, restore_threads, rng):
+    machine = FakeMachine({1: 0.010, 2: 0.006})
+    monkeypatch.setattr(threads, "_CHOOSER", chooser_on(machine, probe_steps=2))
+    x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 3, 64)
+    model = small_model()
+    fd.set_num_threads(1)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert machine.applied == [] and fd.get_num_threads()["policy"] == "pinned"
+    fd.set_num_threads(None)
+    assert fd.get_num_threads()["policy"] == "auto"
+    machine.now = 0.0
+    original = threads._CHOOSER.step
+
+    def step(key):  # each of fit's steps takes the fake machine's time for the applied count
+        machine.now += machine.seconds[machine.count]
+        original(key)
+
+    monkeypatch.setattr(threads._CHOOSER, "step", step)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # 16 steps
+    assert threads._CHOOSER.choice == 2 and machine.applied[:5] == [1, 2, 1, 2, 2]

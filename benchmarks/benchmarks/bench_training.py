@@ -6,7 +6,7 @@ configuration of the performance targets; "mnist" is 60000 x 784 -> 512 -> 256 -
 
 import numpy as np
 
-from .common import MODELS, model_and_data, warm_fit
+from .common import MODELS, BusyProcesses, model_and_data, warm_fit
 
 
 class TrainStep:
@@ -45,6 +45,21 @@ class TrainEpoch:
 
     def time_epoch(self, label, batch):
         self.model.fit(self.x, self.y, batch_size=batch, epochs=1, verbose=0)
+
+
+class TrainEpochLoaded(TrainEpoch):
+    """`TrainEpoch` with one busy process beside it (``while True: pass``), as on a machine doing
+    other work: on 2 cores, a fair share is half the machine, so the time should at most double.
+    A threading policy that stalls under load (OpenBLAS's static split with two threads, one of
+    them descheduled) shows here as a jump of many times.
+    """
+
+    def setup(self, label, batch):
+        super().setup(label, batch)
+        self.load = BusyProcesses(1).start()
+
+    def teardown(self, label, batch):
+        self.load.stop()
 
 
 class EpochMemory:

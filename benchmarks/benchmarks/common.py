@@ -3,6 +3,10 @@
 Everything here runs outside the timed code. Data are random: the work, not the accuracy, is measured.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 import fastdnn as fd
@@ -62,3 +66,43 @@ def warm_fit(model, x, y, batch_size):
     """
     n = min(len(x), batch_size + max(1, batch_size // 2))
     model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0)
+
+
+# A busy process spins (``while True: pass`` in blocks) for as long as the process that started it
+# lives: killed by `BusyProcesses.stop`, and gone by itself if its parent is killed first (an asv
+# timeout, Ctrl-C in peers.py), so that none is ever left spinning.
+# The parent's pid comes as an argument: read in the child, it could already be init's.
+_SPIN = "import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n    for _ in range(100000):\n        pass\n"
+
+
+class BusyProcesses:
+    """``count`` processes that keep a core each busy, as other work on a user's machine does.
+
+    ``with BusyProcesses(n):`` or `start` / `stop` (asv's ``setup`` / ``teardown``).
+    """
+
+    def __init__(self, count):
+        self.count = count
+        self.processes = []
+
+    def start(self):
+        try:
+            for _ in range(self.count):
+                self.processes.append(subprocess.Popen([sys.executable, "-c", _SPIN, str(os.getpid())]))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        for process in self.processes:
+            process.kill()
+        for process in self.processes:
+            process.wait()
+        self.processes = []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

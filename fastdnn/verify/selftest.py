@@ -199,17 +199,17 @@ MUTATIONS = [
              patch=((norm_kernels, "batch_norm_backward", "batch_norm_backward"),)),
     # recurrent backward passes
     Mutation("transposed matrix", "SimpleRNN backpropagates through U instead of U^T", R, "simple_rnn_backward",
-             "np.dot(dA[t], U.T, dh)", "np.dot(dA[t], U, dh)", "layer:SimpleRNN(3",
+             "np.matmul(dA[t], U.T, out=dh)", "np.matmul(dA[t], U, out=dh)", "layer:SimpleRNN(3",
              patch=((R, "simple_rnn_backward", "simple_rnn_backward"),)),
     Mutation("missing factor", "LSTM cell gradient passed back without the forget gate", R, "_lstm_cells_backward",
              "dc[bi, j] = d_c * f_gate", "dc[bi, j] = d_c", "layer:LSTM(3)",
-             rebuild=("lstm_backward",), patch=((R, "lstm_backward", "lstm_backward"),)),
+             rebuild=("_lstm_step_backward", "lstm_backward"), patch=((R, "lstm_backward", "lstm_backward"),)),
     Mutation("flipped sign", "GRU update-gate gradient with (hh - h_prev)", R, "_gru_cells_backward",
              "(h_prev[bi, j] - cand)", "(cand - h_prev[bi, j])", "layer:GRU(3)",
-             rebuild=("gru_backward",), patch=((R, "gru_backward", "gru_backward"),)),
+             rebuild=("_gru_step_backward", "gru_backward"), patch=((R, "gru_backward", "gru_backward"),)),
     Mutation("dropped term", "GRU gradient reaching h_{t-1} without the direct z path", R, "_gru_cells_backward",
              "carry[bi, j] = dh_j * z", "carry[bi, j] = 0", "layer:GRU(3, return_sequences)",
-             rebuild=("gru_backward",), patch=((R, "gru_backward", "gru_backward"),)),
+             rebuild=("_gru_step_backward", "gru_backward"), patch=((R, "gru_backward", "gru_backward"),)),
     # bugs that finite differences cannot see (forward passes, arguments the hand-listed cases missed):
     # caught by the argument-space configurations against the reference, and the target-row cases
     Mutation("forward geometry", "'same' padding puts the larger half first", conv_layers, "padding_amounts",

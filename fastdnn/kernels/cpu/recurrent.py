@@ -7,6 +7,12 @@ remain per step. The states ``h`` (and the LSTM's ``c``) are ``(T + 1, n, units)
 zero initial state. The output ``y`` is ``(n, T, units)`` with ``return_sequences``, else
 ``(n, 1, units)`` (the last state); the upstream gradient comes in the same shape.
 
+The products run in NumPy's BLAS (``np.matmul(..., out=)``), called from the plain-Python loops over
+the steps of ``*_forward`` / ``*_backward``, with each step's elementwise work one compiled call, as
+``dense`` does: ``np.dot`` inside ``@njit`` would reach SciPy's OpenBLAS, a second pool of threads
+beside the one every Dense and Conv product uses (see ``fastdnn.threads``). A step costs two calls
+of Python (a few microseconds) beside a product of ``(n, units) x (units, G units)``.
+
 In the backward pass the per-step work is the elementwise chain rule and one product with ``U^T``;
 the pre-activation gradients of all steps are kept (``dA``, time-major), so that the weight gradients
 are again single gemms over all steps: ``dW = X^T dA``, ``dU = H_{0..T-1}^T dA``, ``db = sum dA``,
@@ -106,18 +112,24 @@ def _from_time_major(xt, x):
                 dst[d] = src[d]
 
 
-@jit
 def _input_projection(x, W, b, xt, A):
     """``xt`` = ``x`` time-major; ``A[t] = x_t W + b`` for every step in one gemm (``b`` may be empty)."""
     n, T, D = x.shape
     G = W.shape[1]
     _to_time_major(x, xt)
     A2 = A.reshape((T * n, G))
-    np.dot(xt.reshape((T * n, D)), W, A2)
+    np.matmul(xt.reshape((T * n, D)), W, out=A2)
     if b.shape[0] > 0:
-        for r in range(T * n):
-            for j in range(G):
-                A2[r, j] += b[j]
+        _add_row(A2, b)
+
+
+@jit
+def _add_row(a, b):
+    """``a[r] += b`` for every row."""
+    rows, width = a.shape
+    for r in range(rows):
+        for j in range(width):
+            a[r, j] += b[j]
 
 
 @jit
@@ -148,26 +160,24 @@ def _add_output_gradient(dLdY, t, T, dh):
             row[j] += g[j]
 
 
-@jit
 def _input_gradients(xt, W, dA, dW, db, dxt, dX, compute_dx):
     """``dW = X^T dA``, ``db = sum dA`` (if non-empty), and ``dX = dA W^T`` back in batch-major order."""
     T, n, D = xt.shape
     G = dA.shape[2]
     dA2 = dA.reshape((T * n, G))
-    np.dot(xt.reshape((T * n, D)).T, dA2, dW)
+    np.matmul(xt.reshape((T * n, D)).T, dA2, out=dW)
     if db.shape[0] > 0:
         _column_sums(dA2, db)
     if compute_dx:
-        np.dot(dA2, W.T, dxt.reshape((T * n, D)))
+        np.matmul(dA2, W.T, out=dxt.reshape((T * n, D)))
         _from_time_major(dxt, dX)
 
 
-@jit
 def _recurrent_gradient(h, dA, dU):
     """``dU = sum_t h_{t-1}^T dA_t`` as one gemm over the states 0..T-1."""
     T, n, G = dA.shape
     units = h.shape[2]
-    np.dot(h[:T].reshape((T * n, units)).T, dA.reshape((T * n, G)), dU)
+    np.matmul(h[:T].reshape((T * n, units)).T, dA.reshape((T * n, G)), out=dU)
 
 
 @jit
@@ -193,6 +203,13 @@ def _simple_rnn_cells(a, rec, code, alpha):
 
 
 @jit
+def _simple_rnn_step(a, rec, code, alpha):
+    if code == TANH:
+        _simple_rnn_cells(a, rec, TANH, alpha)
+    else:
+        _simple_rnn_cells(a, rec, code, alpha)
+
+
 def simple_rnn_forward(x, W, U, b, code, alpha, xt, rec, h, y):
     """``h_t = f(x_t W + h_{t-1} U + b)``; ``h`` (T + 1, n, units) keeps every state, ``y`` the outputs.
 
@@ -203,11 +220,8 @@ def simple_rnn_forward(x, W, U, b, code, alpha, xt, rec, h, y):
     _input_projection(x, W, b, xt, h[1:])
     h[0] = 0
     for t in range(T):
-        np.dot(h[t], U, rec)
-        if code == TANH:
-            _simple_rnn_cells(h[t + 1], rec, TANH, alpha)
-        else:
-            _simple_rnn_cells(h[t + 1], rec, code, alpha)
+        np.matmul(h[t], U, out=rec)
+        _simple_rnn_step(h[t + 1], rec, code, alpha)
     _write_output(h, y)
 
 
@@ -221,6 +235,15 @@ def _simple_rnn_cells_backward(state, dh, dA_t, code, alpha):
 
 
 @jit
+def _simple_rnn_step_backward(dLdY, t, T, state, dh, dA_t, code, alpha):
+    """Step ``t``'s output gradient into ``dh``, then ``dA_t = dh * f'(h_t)``."""
+    _add_output_gradient(dLdY, t, T, dh)
+    if code == TANH:
+        _simple_rnn_cells_backward(state, dh, dA_t, TANH, alpha)
+    else:
+        _simple_rnn_cells_backward(state, dh, dA_t, code, alpha)
+
+
 def simple_rnn_backward(xt, W, U, h, dLdY, code, alpha, dh, dA, dW, dU, db, dxt, dX, compute_dx):
     """BPTT: ``dA_t = (dL/dh_t) * f'(h_t)``, ``dL/dh_{t-1} = dA_t U^T`` (plus its own output gradient).
 
@@ -229,13 +252,9 @@ def simple_rnn_backward(xt, W, U, h, dLdY, code, alpha, dh, dA, dW, dU, db, dxt,
     T = xt.shape[0]
     dh[...] = 0
     for t in range(T - 1, -1, -1):
-        _add_output_gradient(dLdY, t, T, dh)
-        if code == TANH:
-            _simple_rnn_cells_backward(h[t + 1], dh, dA[t], TANH, alpha)
-        else:
-            _simple_rnn_cells_backward(h[t + 1], dh, dA[t], code, alpha)
+        _simple_rnn_step_backward(dLdY, t, T, h[t + 1], dh, dA[t], code, alpha)
         if t > 0:
-            np.dot(dA[t], U.T, dh)
+            np.matmul(dA[t], U.T, out=dh)
     _recurrent_gradient(h, dA, dU)
     _input_gradients(xt, W, dA, dW, db, dxt, dX, compute_dx)
 
@@ -270,6 +289,13 @@ def _lstm_cells(g_t, rec, c_prev, c_t, h_t, tc_t, act, act_alpha, ract, ract_alp
 
 
 @jit
+def _lstm_step(g_t, rec, c_prev, c_t, h_t, tc_t, act, act_alpha, ract, ract_alpha):
+    if act == TANH and ract == SIGMOID:
+        _lstm_cells(g_t, rec, c_prev, c_t, h_t, tc_t, TANH, act_alpha, SIGMOID, ract_alpha)
+    else:
+        _lstm_cells(g_t, rec, c_prev, c_t, h_t, tc_t, act, act_alpha, ract, ract_alpha)
+
+
 def lstm_forward(x, W, U, b, act, act_alpha, ract, ract_alpha, xt, rec, gates, c, h, tc, y):
     """LSTM over all steps (see the module docstring).
 
@@ -281,13 +307,9 @@ def lstm_forward(x, W, U, b, act, act_alpha, ract, ract_alpha, xt, rec, gates, c
     _input_projection(x, W, b, xt, gates)
     h[0] = 0
     c[0] = 0
-    defaults = act == TANH and ract == SIGMOID
     for t in range(T):
-        np.dot(h[t], U, rec)
-        if defaults:
-            _lstm_cells(gates[t], rec, c[t], c[t + 1], h[t + 1], tc[t], TANH, act_alpha, SIGMOID, ract_alpha)
-        else:
-            _lstm_cells(gates[t], rec, c[t], c[t + 1], h[t + 1], tc[t], act, act_alpha, ract, ract_alpha)
+        np.matmul(h[t], U, out=rec)
+        _lstm_step(gates[t], rec, c[t], c[t + 1], h[t + 1], tc[t], act, act_alpha, ract, ract_alpha)
     _write_output(h, y)
 
 
@@ -313,6 +335,15 @@ def _lstm_cells_backward(g_t, c_prev, tc_t, dh, dc, dA_t, act, act_alpha, ract, 
 
 
 @jit
+def _lstm_step_backward(dLdY, t, T, g_t, c_prev, tc_t, dh, dc, dA_t, act, act_alpha, ract, ract_alpha):
+    """Step ``t``'s output gradient into ``dh``, then the step's chain rule (`_lstm_cells_backward`)."""
+    _add_output_gradient(dLdY, t, T, dh)
+    if act == TANH and ract == SIGMOID:
+        _lstm_cells_backward(g_t, c_prev, tc_t, dh, dc, dA_t, TANH, act_alpha, SIGMOID, ract_alpha)
+    else:
+        _lstm_cells_backward(g_t, c_prev, tc_t, dh, dc, dA_t, act, act_alpha, ract, ract_alpha)
+
+
 def lstm_backward(xt, W, U, gates, c, h, tc, dLdY, act, act_alpha, ract, ract_alpha, dh, dc, dA, dW, dU, db, dxt, dX, compute_dx):
     """BPTT through the LSTM; ``dh``, ``dc`` (n, units) scratch, ``dA`` (T, n, 4 units) the gate gradients.
 
@@ -325,15 +356,10 @@ def lstm_backward(xt, W, U, gates, c, h, tc, dLdY, act, act_alpha, ract, ract_al
     T = xt.shape[0]
     dh[...] = 0
     dc[...] = 0
-    defaults = act == TANH and ract == SIGMOID
     for t in range(T - 1, -1, -1):
-        _add_output_gradient(dLdY, t, T, dh)
-        if defaults:
-            _lstm_cells_backward(gates[t], c[t], tc[t], dh, dc, dA[t], TANH, act_alpha, SIGMOID, ract_alpha)
-        else:
-            _lstm_cells_backward(gates[t], c[t], tc[t], dh, dc, dA[t], act, act_alpha, ract, ract_alpha)
+        _lstm_step_backward(dLdY, t, T, gates[t], c[t], tc[t], dh, dc, dA[t], act, act_alpha, ract, ract_alpha)
         if t > 0:
-            np.dot(dA[t], U.T, dh)
+            np.matmul(dA[t], U.T, out=dh)
     _recurrent_gradient(h, dA, dU)
     _input_gradients(xt, W, dA, dW, db, dxt, dX, compute_dx)
 
@@ -364,6 +390,15 @@ def _gru_cells(g_t, rec, h_prev, h_t, rh_t, act, act_alpha, ract, ract_alpha):
 
 
 @jit
+def _gru_step(g_t, rec, b_rec, h_prev, h_t, rh_t, act, act_alpha, ract, ract_alpha):
+    if b_rec.shape[0] > 0:
+        _add_row(rec, b_rec)
+    if act == TANH and ract == SIGMOID:
+        _gru_cells(g_t, rec, h_prev, h_t, rh_t, TANH, act_alpha, SIGMOID, ract_alpha)
+    else:
+        _gru_cells(g_t, rec, h_prev, h_t, rh_t, act, act_alpha, ract, ract_alpha)
+
+
 def gru_forward(x, W, U, b_in, b_rec, act, act_alpha, ract, ract_alpha, xt, rec, gates, rh, h, y):
     """GRU with the reset gate applied after the recurrent product (see the module docstring).
 
@@ -371,21 +406,12 @@ def gru_forward(x, W, U, b_in, b_rec, act, act_alpha, ract, ract_alpha, xt, rec,
     (T, n, units) keeps ``v_h = (h_{t-1} U + b_rec)_h``; ``h`` (T + 1, n, units) the states; ``rec``
     (n, 3 units) is scratch. ``b_in``, ``b_rec`` are both empty without bias.
     """
-    n, T, D = x.shape
-    width = U.shape[1]
+    T = x.shape[1]
     _input_projection(x, W, b_in, xt, gates)
     h[0] = 0
-    defaults = act == TANH and ract == SIGMOID
     for t in range(T):
-        np.dot(h[t], U, rec)
-        if b_rec.shape[0] > 0:
-            for bi in range(n):
-                for j in range(width):
-                    rec[bi, j] += b_rec[j]
-        if defaults:
-            _gru_cells(gates[t], rec, h[t], h[t + 1], rh[t], TANH, act_alpha, SIGMOID, ract_alpha)
-        else:
-            _gru_cells(gates[t], rec, h[t], h[t + 1], rh[t], act, act_alpha, ract, ract_alpha)
+        np.matmul(h[t], U, out=rec)
+        _gru_step(gates[t], rec, b_rec, h[t], h[t + 1], rh[t], act, act_alpha, ract, ract_alpha)
     _write_output(h, y)
 
 
@@ -412,6 +438,24 @@ def _gru_cells_backward(g_t, h_prev, rh_t, dh, carry, dAx_t, dAr_t, act, act_alp
 
 
 @jit
+def _gru_step_backward(dLdY, t, T, g_t, h_prev, rh_t, dh, carry, dAx_t, dAr_t, act, act_alpha, ract, ract_alpha):
+    """Step ``t``'s output gradient into ``dh``, then the step's chain rule (`_gru_cells_backward`)."""
+    _add_output_gradient(dLdY, t, T, dh)
+    if act == TANH and ract == SIGMOID:
+        _gru_cells_backward(g_t, h_prev, rh_t, dh, carry, dAx_t, dAr_t, TANH, act_alpha, SIGMOID, ract_alpha)
+    else:
+        _gru_cells_backward(g_t, h_prev, rh_t, dh, carry, dAx_t, dAr_t, act, act_alpha, ract, ract_alpha)
+
+
+@jit
+def _add_in_place(a, b):
+    """``a += b`` for 2-d arrays of one shape."""
+    rows, width = a.shape
+    for r in range(rows):
+        for j in range(width):
+            a[r, j] += b[r, j]
+
+
 def gru_backward(
     xt, W, U, gates, rh, h, dLdY, act, act_alpha, ract, ract_alpha, dh, carry, dAx, dAr, dW, dU, db_in, db_rec, dxt, dX, compute_dx
 ):
@@ -427,18 +471,11 @@ def gru_backward(
     T, n, D = xt.shape
     units = U.shape[0]
     dh[...] = 0
-    defaults = act == TANH and ract == SIGMOID
     for t in range(T - 1, -1, -1):
-        _add_output_gradient(dLdY, t, T, dh)
-        if defaults:
-            _gru_cells_backward(gates[t], h[t], rh[t], dh, carry, dAx[t], dAr[t], TANH, act_alpha, SIGMOID, ract_alpha)
-        else:
-            _gru_cells_backward(gates[t], h[t], rh[t], dh, carry, dAx[t], dAr[t], act, act_alpha, ract, ract_alpha)
+        _gru_step_backward(dLdY, t, T, gates[t], h[t], rh[t], dh, carry, dAx[t], dAr[t], act, act_alpha, ract, ract_alpha)
         if t > 0:
-            np.dot(dAr[t], U.T, dh)
-            for bi in range(n):
-                for j in range(units):
-                    dh[bi, j] += carry[bi, j]
+            np.matmul(dAr[t], U.T, out=dh)
+            _add_in_place(dh, carry)
     _recurrent_gradient(h, dAr, dU)
     if db_rec.shape[0] > 0:
         _column_sums(dAr.reshape((T * n, 3 * units)), db_rec)
