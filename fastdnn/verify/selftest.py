@@ -222,7 +222,7 @@ MUTATIONS = [
     Mutation("dropped term", "recurrent cells drop leaky_relu's slope", R, "_act",
              "return forward_scalar(code, z, alpha)", "return forward_scalar(code, z, alpha * 0)",
              "layer:SimpleRNN[*activation=leaky_relu*",
-             rebuild=("_simple_rnn_cells", "simple_rnn_forward"), patch=((R, "simple_rnn_forward", "simple_rnn_forward"),)),
+             rebuild=("_simple_rnn_cells", "_simple_rnn_step", "simple_rnn_forward"), patch=((R, "simple_rnn_forward", "simple_rnn_forward"),)),
     Mutation("missing factor", "categorical crossentropy (logits) gradient assumes target rows sum to 1", L,
              "categorical_crossentropy_from_logits",
              "grad[i, j] = (prob * t_sum - float(t[i, j])) * scale", "grad[i, j] = (prob - float(t[i, j])) * scale",
