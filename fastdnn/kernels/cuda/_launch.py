@@ -59,3 +59,30 @@ def block_sum(partial, tid):
             partial[tid] += partial[tid + width]
         cuda.syncthreads()
         width //= 2
+
+
+@cached_factory
+def _column_totals_kernel(threads):
+    """Block ``j`` sums column ``j`` of ``rows`` by a tree into ``out[j]`` (added to it, or replacing it)."""
+
+    @cuda.jit
+    def column_totals(rows, out, accumulate):
+        partial = cuda.shared.array(threads, np.float64)
+        j = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        total = 0.0
+        for i in range(tid, rows.shape[0], threads):
+            total += rows[i, j]
+        partial[tid] = total
+        block_sum(partial, tid)
+        if tid == 0:
+            out[j] = out[j] + partial[0] if accumulate else partial[0]
+
+    return column_totals
+
+
+def column_totals(rows, out, accumulate):
+    """``out[j] (+)= sum(rows[:, j])`` for the float64 device arrays ``rows`` (n, k) and ``out`` (k,),
+    one block per column, in a fixed order (the same rows always give the same totals)."""
+    threads = tree_threads()
+    _column_totals_kernel(threads)[rows.shape[1], threads](rows, out, accumulate)

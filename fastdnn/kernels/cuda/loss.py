@@ -11,7 +11,7 @@ import numpy as np
 from numba import cuda
 
 from fastdnn.kernels.cpu.loss import EPSILON
-from fastdnn.kernels.cuda._launch import block, block_sum, cached_factory, grid, tree_threads
+from fastdnn.kernels.cuda._launch import block, column_totals, grid
 from fastdnn.kernels.cuda.activation import sigmoid_scalar, softplus_scalar
 
 _row_buffers = {}
@@ -25,25 +25,6 @@ def _rows(n):
     return buffer
 
 
-@cached_factory
-def _sum_rows_kernel(threads):
-    """``rows[n] = sum(rows[:n])`` in one block of ``threads``: strided partial sums, then a tree."""
-
-    @cuda.jit
-    def sum_rows(rows, n):
-        partial = cuda.shared.array(threads, np.float64)
-        tid = cuda.threadIdx.x
-        total = 0.0
-        for i in range(tid, n, threads):
-            total += rows[i]
-        partial[tid] = total
-        block_sum(partial, tid)
-        if tid == 0:
-            rows[n] = partial[0]
-
-    return sum_rows
-
-
 def _launch(kernel, p, t, grad, with_grad):
     """Run a row-loss kernel and return the mean loss as a Python float. The rows are summed on the
     device, so one float64 crosses to the host per batch, not one per row."""
@@ -52,8 +33,7 @@ def _launch(kernel, p, t, grad, with_grad):
         return 0.0
     rows = _rows(n)
     kernel[grid(n), block()](p, t, grad, with_grad, rows)
-    threads = tree_threads()
-    _sum_rows_kernel(threads)[1, threads](rows, n)
+    column_totals(rows[:n].reshape(n, 1), rows[n:], False)
     return float(rows[n:].copy_to_host()[0])
 
 

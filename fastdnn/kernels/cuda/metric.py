@@ -23,7 +23,7 @@ Kinds and what each adds to ``counts``:
 import numpy as np
 from numba import cuda
 
-from fastdnn.kernels.cuda._launch import block, block_sum, cached_factory, grid, tree_threads
+from fastdnn.kernels.cuda._launch import block, column_totals, grid
 
 
 @cuda.jit(device=True)
@@ -97,46 +97,35 @@ def _absolute_error_rows(p, t, threshold, rows):
         rows[i, 1] = d
 
 
+@cuda.jit(device=True)
+def _tally(predicted, actual, counts):
+    """``counts`` (tp, fp, fn) after one decision ``predicted`` against the truth ``actual``."""
+    tp, fp, fn = counts
+    if predicted and actual:
+        return tp + 1, fp, fn
+    if predicted:
+        return tp, fp + 1, fn
+    return tp, fp, fn + (1 if actual else 0)
+
+
 @cuda.jit
 def _confusion_rows(p, t, threshold, rows):
     n, d = p.shape
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        tp = 0
-        fp = 0
-        fn = 0
+        counts = (0, 0, 0)
         for j in range(d):
-            predicted = p[i, j] > threshold
-            actual = t[i, j] > 0.5
-            if predicted and actual:
-                tp += 1
-            elif predicted:
-                fp += 1
-            elif actual:
-                fn += 1
-        rows[i, 0] = tp
-        rows[i, 1] = fp
-        rows[i, 2] = fn
+            counts = _tally(p[i, j] > threshold, t[i, j] > 0.5, counts)
+        rows[i, 0], rows[i, 1], rows[i, 2] = counts
 
 
 @cuda.jit
 def _sparse_confusion_rows(p, labels, threshold, rows):
     n, d = p.shape
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        tp = 0
-        fp = 0
-        fn = 0
+        counts = (0, 0, 0)
         for j in range(d):
-            predicted = p[i, j] > threshold
-            actual = j == labels[i]
-            if predicted and actual:
-                tp += 1
-            elif predicted:
-                fp += 1
-            elif actual:
-                fn += 1
-        rows[i, 0] = tp
-        rows[i, 1] = fp
-        rows[i, 2] = fn
+            counts = _tally(p[i, j] > threshold, j == labels[i], counts)
+        rows[i, 0], rows[i, 1], rows[i, 2] = counts
 
 
 #: kind -> (row kernel, counts per row)
@@ -152,26 +141,6 @@ KINDS = {
 }
 
 
-@cached_factory
-def _add_columns_kernel(threads):
-    """``counts[j] += sum(rows[:, j])``: block ``j`` sums column ``j`` by a tree."""
-
-    @cuda.jit
-    def add_columns(rows, counts):
-        partial = cuda.shared.array(threads, np.float64)
-        j = cuda.blockIdx.x
-        tid = cuda.threadIdx.x
-        total = 0.0
-        for i in range(tid, rows.shape[0], threads):
-            total += rows[i, j]
-        partial[tid] = total
-        block_sum(partial, tid)
-        if tid == 0:
-            counts[j] += partial[0]
-
-    return add_columns
-
-
 def width(kind):
     """Counts per row (and the length of ``counts``) of a kind."""
     return KINDS[kind][1]
@@ -185,11 +154,10 @@ def add_counts(kind, p, t, threshold, rows, counts):
     n = p.shape[0]
     if n == 0:
         return
-    kernel, columns = KINDS[kind]
+    kernel = KINDS[kind][0]
     scratch = rows[:n]
     kernel[grid(n), block()](p, t, float(threshold), scratch)
-    threads = tree_threads()
-    _add_columns_kernel(threads)[columns, threads](scratch, counts)
+    column_totals(scratch, counts, True)
 
 
 # -- the CPU module's functions, same names and signatures (for agreement checks and one-off counts;
