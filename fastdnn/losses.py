@@ -90,6 +90,21 @@ class Loss:
         """Mean loss of the logits of a fused output activation; ``grad`` receives ``dL/dz``."""
         return self.logits_kernel(logits, targets, grad, with_grad)
 
+    def compute_weighted(self, y_pred, targets, grad, row_weights, fused=False, with_grad=True):
+        """Keras's weighted reduction ("sum_over_batch_size"): ``sum_r w_r l_r / R`` over the ``R`` rows
+        of ``y_pred`` (the logits of a fused output activation when ``fused``), where ``l_r`` is the loss
+        of row ``r`` alone; ``grad`` receives its gradient. The sum is divided by the number of rows,
+        not by the sum of the weights, so a row of weight 2 counts as that row given twice.
+        """
+        kernel = self.logits_kernel if (fused or self.from_logits) else self.kernel
+        rows = y_pred.shape[0]
+        total = 0.0
+        for r in range(rows):  # each call is the mean over one row: that row's loss (and its gradient)
+            total += float(row_weights[r]) * kernel(y_pred[r : r + 1], targets[r : r + 1], grad[r : r + 1], with_grad)
+        if with_grad:
+            grad *= (row_weights / rows).reshape(rows, 1).astype(grad.dtype, copy=False)
+        return total / rows
+
     # -- public, validating entry points -------------------------------------------------------
 
     def _validated(self, y_true, y_pred):
