@@ -19,8 +19,8 @@ SimpleRNN, LSTM, GRU     RNN, LSTM, GRU (gates reordered from Keras's i,f,c,o to
 Embedding                Gather (the graph input is then int64 indices)
 BatchNormalization       Mul, Add with scale = gamma / sqrt(var + eps), shift = beta - mean scale
 Add, Subtract, Multiply  Add, Sub, Mul (one per further input)
-Average, Maximum,        Mean, Max, Min
-Minimum
+Average                  Mean
+Maximum, Minimum         Max, Min
 Concatenate              Concat (the layer's axis counts the batch axis, as ONNX's does)
 Dot                      MatMul of the inputs transposed so that the contracted axes meet, or
                          ReduceSum(Mul) for vectors; normalize=True divides each input first by
