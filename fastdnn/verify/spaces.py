@@ -570,7 +570,7 @@ def _label(config):
     return ", ".join(f"{k}={show(v)}" for k, v in config.items())
 
 
-def _build(cls, space, config, x, dtype):
+def build_layer(cls, space, config, x, dtype):
     """The layer of ``config`` built for input ``x`` (a list of arrays for a merge layer)."""
     layer = cls(**constructor_arguments_of(space, config))
     shape = [tuple(a.shape[1:]) for a in x] if isinstance(x, list) else tuple(x.shape[1:])
@@ -606,7 +606,7 @@ class ConfigCase:
         cls = fd.layers.registry.lookup(self.registered)
         rng = np.random.default_rng(self.seed)
         x = self.space.make_input(self.config, rng)
-        layer = _build(cls, self.space, self.config, x, FLOAT64)
+        layer = build_layer(cls, self.space, self.config, x, FLOAT64)
         for value in layer.params.values():  # no zero bias or unit scale may hide a term
             value[...] = rng.normal(0.0, 0.5, value.shape)
         if self.space.stateful:
@@ -632,7 +632,7 @@ class ConfigCase:
         results = []
         checks = ((FLOAT64, FORWARD_RTOL, FORWARD_ATOL, "reference"), (np.float32, FLOAT32_RTOL, FLOAT32_ATOL, "float32"))
         for dtype, rtol, atol, mode in checks:
-            target = layer if dtype is FLOAT64 else _build(cls, self.space, self.config, x, dtype)
+            target = layer if dtype is FLOAT64 else build_layer(cls, self.space, self.config, x, dtype)
 
             def rounded(arrays):  # what the layer of this dtype holds, in float64 for the reference
                 return {k: v.astype(dtype).astype(FLOAT64) for k, v in arrays.items()}
