@@ -140,8 +140,8 @@ class Trainer:
             The inputs.
         y : array, or a list / dict by output name of them
             The targets: integer class labels for sparse crossentropy, else shaped like the output.
-        batch_size : int
-            Samples per gradient step; ``len(x)`` gives full-batch gradient descent.
+        batch_size : int or None
+            Samples per gradient step (None: 32, as in Keras); ``len(x)`` gives full-batch gradient descent.
         epochs : int
             Index of the last epoch (training runs from ``initial_epoch``).
         verbose : "auto", 0, 1 or 2
@@ -240,7 +240,7 @@ class Trainer:
         sample_weight=None, class_weight=None, validation_batch_size=None, validation_freq=1,
     ):
         """Every check of `fit`'s arguments, before anything runs; returns them in kernel form."""
-        batch_size = validation.positive_int(batch_size, "batch_size")
+        batch_size = 32 if batch_size is None else validation.positive_int(batch_size, "batch_size")  # Keras's default
         validation_batch_size = batch_size if validation_batch_size is None else validation.positive_int(validation_batch_size, "validation_batch_size")
         validation_freq = validation.positive_int(validation_freq, "validation_freq")
         epochs = validation.positive_int(epochs, "epochs")

@@ -193,6 +193,7 @@ def test_a_shared_layer_and_an_embedding_read_by_another_layer():
     model = fd.Model(x, shared(shared(x)))
     exported = onnx_export.to_onnx(model)
     assert sum(node.op_type == "MatMul" for node in exported.graph.node) == 2  # one per call
+    assert len(exported.graph.initializer) == 2  # the kernel and the bias, written once
     tokens = fd.Input((4,), name="tokens")
     mixed = fd.Model(tokens, L.Add()([L.Flatten()(L.Embedding(10, 1)(tokens)), L.Dense(4)(tokens)]))
     with pytest.raises(ValueError, match=r"model: layer 'dense\w*' reads the integer input of an Embedding"):

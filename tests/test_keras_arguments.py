@@ -53,6 +53,7 @@ def test_weighted_evaluate_equals_the_repeated_rows(loss, activation, kind):
     repeated = model.evaluate(x[REPEATED], y[REPEATED])
     assert weighted * len(WEIGHTS) == pytest.approx(repeated * len(REPEATED), rel=1e-12)
     assert model.evaluate(x, y, sample_weight=np.ones(8)) == pytest.approx(model.evaluate(x, y), rel=1e-12)
+    model.fit(x, y, batch_size=None, epochs=1, verbose=0)  # None: 32, as in Keras
 
 
 @pytest.mark.parametrize("shuffle", [False, True])  # True: the weights are gathered with their rows

@@ -29,7 +29,7 @@ Dot                      MatMul of the inputs transposed so that the contracted 
 
 Every model kind is exported: the model's nodes (layer calls) in topological order, each tensor
 named once, so fan-out, several inputs and outputs, and shared layers (one converter call per
-call, the weights written once per call) come out as the same ONNX graph. A `Sequential` model has
+call, its weights written once) come out as the same ONNX graph. A `Sequential` model has
 one input ``"input"`` and one output ``"output"``; a functional model's inputs and outputs keep the
 model's ``input_names`` and ``output_names``.
 
@@ -41,6 +41,7 @@ A layer class not in this table (a layer of your own, or a subclass of a built-i
 ``forward`` the exporter cannot know) is refused by name before anything is written.
 """
 
+import hashlib
 import math
 
 import numpy as np
@@ -71,6 +72,7 @@ class _Graph:
         self.nodes = []
         self.initializers = []
         self._count = 0
+        self._constants = {}  # (dtype, shape, digest of the bytes) -> initializer name
         #: The model's input and output names: no generated name may take one.
         self.reserved = set()
 
@@ -82,11 +84,14 @@ class _Graph:
                 return name
 
     def constant(self, values, hint, dtype=None):
-        """A weight or shape as an initializer; floats in the model's dtype."""
-        values = np.asarray(values, dtype=dtype or self.dtype)
-        name = self.name(hint)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(values), name))
-        return name
+        """A weight or shape as an initializer; floats in the model's dtype. Equal arrays share one
+        initializer (a shared layer's weights are written once however often it is called)."""
+        values = np.ascontiguousarray(np.asarray(values, dtype=dtype or self.dtype))
+        key = (values.dtype.str, values.shape, hashlib.sha256(values.tobytes()).digest())
+        if key not in self._constants:
+            self._constants[key] = self.name(hint)
+            self.initializers.append(self.onnx.numpy_helper.from_array(values, self._constants[key]))
+        return self._constants[key]
 
     def op(self, op_type, inputs, hint=None, outputs=1, **attributes):
         names = [self.name(hint or op_type.lower()) for _ in range(outputs)]
