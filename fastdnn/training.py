@@ -188,8 +188,8 @@ class Trainer:
                 "model": self.get_config(),
                 "loss": [loss.get_config() for loss in self._losses],
                 "optimizer": self.optimizer.get_config(),
-                "x": [[list(a.shape), repr(float(np.sum(a, dtype=np.float64)))] for a in _listed(train)],
-                "validation": None if val is None else [list(a.shape) for a in _listed(val)],
+                "x": _per_array(train, lambda a: [list(a.shape), repr(float(np.sum(a, dtype=np.float64)))]),
+                "validation": None if val is None else _per_array(val, lambda a: list(a.shape)),
                 "batch_size": size,
                 "epochs": count,
                 "sample_weight": None if checked[9] is None else [repr(float(np.sum(w))) for w in checked[9]],
@@ -657,3 +657,8 @@ class _Snapshot:
         for live, copy in self._pairs:
             np.copyto(live, copy)
         self._optimizer.iterations = self._iterations
+
+
+def _per_array(value, describe):
+    """``describe`` of one array, or a list of it over several (a one-input model's error reads as before)."""
+    return [describe(a) for a in value] if isinstance(value, list) else describe(value)

@@ -1,5 +1,6 @@
 """fd.wrappers: scikit-learn's own estimator checks, and the tools users combine the wrappers with."""
 
+import functools
 import pickle
 
 import numpy as np
@@ -36,13 +37,27 @@ def mlp_regressor(X, y, hidden=16, learning_rate=0.02):
     return model
 
 
+class _Named:
+    """A model-building function whose repr is its name: the test ids scikit-learn derives from the
+    estimators' reprs must be the same in every pytest-xdist worker (a function's repr has its address)."""
+
+    def __init__(self, function):
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args, **kwargs):
+        return self.__wrapped__(*args, **kwargs)
+
+    def __repr__(self):
+        return self.__name__
+
+
 # scikit-learn runs ~50 checks on each (fits on odd shapes, dtypes, NaNs, sparse input, pickling,
 # pipelines, sample-order invariance, idempotent fits with random_state, pandas input, ...). None is
 # marked as an expected failure; the only skip is scikit-learn's own array-API check, which runs only
 # with SCIPY_ARRAY_API=1 set before SciPy is imported.
 @parametrize_with_checks([
-    SKLearnClassifier(mlp_classifier, fit_kwargs={"epochs": 30}, random_state=0),
-    SKLearnRegressor(mlp_regressor, fit_kwargs={"epochs": 30}, random_state=0),
+    SKLearnClassifier(_Named(mlp_classifier), fit_kwargs={"epochs": 30}, random_state=0),
+    SKLearnRegressor(_Named(mlp_regressor), fit_kwargs={"epochs": 30}, random_state=0),
 ])
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
