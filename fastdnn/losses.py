@@ -97,13 +97,7 @@ class Loss:
         not by the sum of the weights, so a row of weight 2 counts as that row given twice.
         """
         kernel = self.logits_kernel if (fused or self.from_logits) else self.kernel
-        rows = y_pred.shape[0]
-        total = 0.0
-        for r in range(rows):  # each call is the mean over one row: that row's loss (and its gradient)
-            total += float(row_weights[r]) * kernel(y_pred[r : r + 1], targets[r : r + 1], grad[r : r + 1], with_grad)
-        if with_grad:
-            grad *= (row_weights / rows).reshape(rows, 1).astype(grad.dtype, copy=False)
-        return total / rows
+        return kernels.weighted_rows(kernel, y_pred, targets, grad, row_weights, with_grad)
 
     # -- public, validating entry points -------------------------------------------------------
 
