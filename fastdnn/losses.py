@@ -90,6 +90,15 @@ class Loss:
         """Mean loss of the logits of a fused output activation; ``grad`` receives ``dL/dz``."""
         return self.logits_kernel(logits, targets, grad, with_grad)
 
+    def compute_weighted(self, y_pred, targets, grad, row_weights, fused=False, with_grad=True):
+        """Keras's weighted reduction ("sum_over_batch_size"): ``sum_r w_r l_r / R`` over the ``R`` rows
+        of ``y_pred`` (the logits of a fused output activation when ``fused``), where ``l_r`` is the loss
+        of row ``r`` alone; ``grad`` receives its gradient. The sum is divided by the number of rows,
+        not by the sum of the weights, so a row of weight 2 counts as that row given twice.
+        """
+        kernel = self.logits_kernel if (fused or self.from_logits) else self.kernel
+        return kernels.weighted_rows(kernel, y_pred, targets, grad, row_weights, with_grad)
+
     # -- public, validating entry points -------------------------------------------------------
 
     def _validated(self, y_true, y_pred):

@@ -409,10 +409,12 @@ class Model(training.Trainer):
         else:
             np.add(current, gradient.reshape(current.shape), out=current)
 
-    def _loss_and_gradients(self, xb, tb, share=1.0):
+    def _loss_and_gradients(self, xb, tb, share=1.0, weights=None):
         """Mean (weighted) loss of a batch and its gradient in the flat store (``self._store.grads``).
 
         ``share`` scales the gradient (not the loss): a data-parallel shard's weight in the global batch.
+        ``weights``: per output, the batch's sample weights (or None), reduced as Keras reduces them
+        (`fastdnn.losses.Loss.compute_weighted`).
         Returns ``(loss, predictions)``; the predictions are views of the output layers' buffers (one
         2-D array per output; an array alone for a single output). Each output's weighted loss is left
         in ``self._output_losses``.
@@ -428,7 +430,9 @@ class Model(training.Trainer):
         for k, output in enumerate(self._outputs):
             y_pred = values[output.slot].reshape(-1, output.width)
             grad = self._pool.get(output.gradient_key, y_pred.shape, self.dtype)
-            if output.fused:
+            if weights is not None and weights[k] is not None:
+                value = training.weighted_loss(output, y_pred, ts[k], grad, weights[k])
+            elif output.fused:
                 value = output.loss.compute_from_logits(output.producer.logits.reshape(y_pred.shape), ts[k], grad)
             else:
                 value = output.loss.compute(y_pred, ts[k], grad)

@@ -22,7 +22,7 @@ import numpy as np
 import numbers
 
 from fastdnn import losses, random, validation
-from fastdnn.model import Sequential
+from fastdnn.model import Model
 from fastdnn.saving import clone_model
 from fastdnn.utils import to_categorical
 
@@ -45,8 +45,9 @@ class _SKLearnBase(BaseEstimator):
 
     Parameters
     ----------
-    model : Sequential or callable
-        A compiled model, cloned (fresh weights, same compile settings) before each fit unless
+    model : Model or callable
+        A compiled model (`fastdnn.Sequential` or a functional `fastdnn.Model` with one input and one
+        output), cloned (fresh weights, same compile settings) before each fit unless
         ``warm_start``; or a callable ``model(X=X, y=y, **model_kwargs)`` returning a compiled model.
         A classifier's callable receives ``y`` one-hot encoded (``y.shape[1]`` is the number of
         classes), as in Keras.
@@ -64,7 +65,7 @@ class _SKLearnBase(BaseEstimator):
 
     Attributes
     ----------
-    model_ : Sequential
+    model_ : Model
         The fitted model.
     history_ : History
         What ``model.fit`` returned.
@@ -114,16 +115,21 @@ class _SKLearnBase(BaseEstimator):
     def _get_model(self, X, y):
         if self.warm_start and hasattr(self, "model_"):
             return self.model_
-        if isinstance(self.model, Sequential):
+        if isinstance(self.model, Model):
             if self.model_kwargs:
-                raise ValueError("model_kwargs: only used when model is a callable, but model is a Sequential instance")
+                raise ValueError(f"model_kwargs: only used when model is a callable, but model is a {type(self.model).__name__} instance")
             model = clone_model(self.model)
         elif callable(self.model):
             model = self.model(X=X, y=y, **(self.model_kwargs or {}))
         else:
             raise TypeError(f"model: expected a compiled fastdnn model or a callable returning one, received {validation.describe(self.model)}")
-        if not isinstance(model, Sequential):
+        if not isinstance(model, Model):
             raise TypeError(f"model: the callable returned {validation.describe(model)}, expected a compiled fastdnn model")
+        if model.built and (len(model.inputs) != 1 or len(model.outputs) != 1):
+            raise ValueError(
+                f"model: a scikit-learn estimator has one X and one y, so the model needs one input and one output; "
+                f"received {len(model.inputs)} inputs {model.input_names} and {len(model.outputs)} outputs {model.output_names}"
+            )
         if not model.compiled:
             raise ValueError("model: the model is not compiled; call model.compile(optimizer=..., loss=...) before returning it")
         return model

@@ -33,17 +33,22 @@ needs_mpi = pytest.mark.skipif(_missing_mpi() is not None, reason=f"needs real M
 
 
 def _mpirun(ranks, *args, timeout=300):
-    environment = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    # PYTHONPATH: the ranks import this checkout's fastdnn (the script's folder comes first on sys.path,
+    # so without it they would import whichever fastdnn is installed)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    environment = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", PYTHONPATH=path)
     command = ["mpirun", "--oversubscribe", "-n", str(ranks), sys.executable, SCRIPT, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
 
 
-def _dataset(tmp_path, batch_size, n=203):
+def _dataset(tmp_path, batch_size, n=203, weighted=False):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 6)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
-    np.savez(tmp_path / "data.npz", x=x, y=y, batch_size=batch_size)
-    return x, y
+    extra = {"sample_weight": rng.uniform(0.0, 3.0, n)} if weighted else {}
+    np.savez(tmp_path / "data.npz", x=x, y=y, batch_size=batch_size, **extra)
+    return (x, y, extra["sample_weight"]) if weighted else (x, y)
 
 
 @needs_mpi
@@ -70,6 +75,23 @@ def test_two_ranks_train_like_one_process_with_the_same_global_batch(tmp_path, b
     # only rank 0 prints progress and writes logs
     assert result.stdout.count("Epoch 3/3") == 1
     assert (tmp_path / "log-rank0.csv").exists() and not (tmp_path / "log-rank1.csv").exists()
+
+
+@needs_mpi
+def test_two_ranks_train_with_sample_weights_like_one_process(tmp_path):
+    x, y, weights = _dataset(tmp_path, 7, weighted=True)  # shards of 4 and 3 rows: each rank's loss is over its rows
+    result = _mpirun(2, str(tmp_path), "train")
+    assert result.returncode == 0, result.stdout + result.stderr
+    fd.set_seed(5)
+    single = fd.Sequential([fd.layers.Dense(16, activation="tanh", input_shape=(6,)), fd.layers.Dense(3, activation="softmax")])
+    single.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = single.fit(x, y, batch_size=7, epochs=3, validation_split=0.2, verbose=0, sample_weight=weights)
+    ranks = np.load(tmp_path / "weights-rank0.npz")
+    for key, expected in zip(ranks.files, single.get_weights()):
+        np.testing.assert_allclose(ranks[key], expected, rtol=2e-5, atol=2e-6)
+    logged = ast.literal_eval((tmp_path / "history-rank1.txt").read_text())
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(logged[key], history.history[key], rtol=1e-4, atol=1e-6)
 
 
 @needs_mpi

@@ -94,8 +94,119 @@ def test_exported_model_matches_predict_in_onnxruntime(name, tmp_path):
     np.testing.assert_allclose(_run(path, x[:1]), expected[:1], rtol=RTOL, atol=ATOL)
 
 
+# -- functional models: merge layers, fan-out, several inputs and outputs, shared layers -----------------
+
+
+def _merge_model(merge, shapes):
+    inputs = [fd.Input(shape, name=f"in{i}") for i, shape in enumerate(shapes)]
+    return fd.Model(inputs, L.Dense(3, name="head")(merge(inputs)))
+
+
+def _graph_cases():
+    """name -> a function making (functional model, its inputs' sample shapes, None for int64 (7,) indices)."""
+
+    def residual():
+        x = fd.Input((6,), name="x")
+        h = L.Dense(6, activation="relu")(x)
+        h = L.Dense(6)(h)
+        return fd.Model(x, L.Activation("relu")(L.Add()([x, h])))
+
+    def two_inputs_two_outputs():
+        a, b = fd.Input((4,), name="a"), fd.Input((5, 3), name="b")
+        h = L.Concatenate()([L.Dense(6, activation="tanh")(a), L.Flatten()(L.Conv1D(2, 2)(b))])
+        return fd.Model([a, b], [L.Dense(3, activation="softmax", name="label")(h), L.Dense(1, name="score")(h)])
+
+    def shared_layer():
+        a, b = fd.Input((5,), name="left"), fd.Input((5,), name="right")
+        shared = L.Dense(4, activation="elu", name="shared")
+        return fd.Model([a, b], L.Subtract()([shared(a), shared(b)]))
+
+    def fan_out_dict_outputs():
+        x = fd.Input((6,), name="x")
+        h = L.Dense(5, activation="sigmoid")(x)
+        outputs = {"first": L.Dense(2)(h), "second": L.Multiply()([h, L.Dense(5)(h), L.Dense(5)(x)])}
+        return fd.Model(x, outputs)
+
+    def embedding_and_dense_inputs():
+        tokens, extra = fd.Input((7,), name="tokens"), fd.Input((3,), name="extra")
+        h = L.GlobalAveragePooling1D()(L.Embedding(10, 4)(tokens))
+        return fd.Model([tokens, extra], L.Concatenate()([h, L.Dense(2)(extra)]))
+
+    cases = {
+        "residual block (Add, fan-out)": (residual, [(6,)]),
+        "two inputs, two outputs (Concatenate)": (two_inputs_two_outputs, [(4,), (5, 3)]),
+        "shared layer (Subtract)": (shared_layer, [(5,), (5,)]),
+        "fan-out, dict outputs (Multiply of three)": (fan_out_dict_outputs, [(6,)]),
+        "Embedding input beside a float input": (embedding_and_dense_inputs, [None, (3,)]),
+    }
+    for merge in ("Add", "Multiply", "Average", "Maximum", "Minimum"):
+        cases[f"{merge} of three"] = (lambda merge=merge: _merge_model(getattr(L, merge)(), [(2, 4)] * 3), [(2, 4)] * 3)
+    cases["Add of one"] = (lambda: _merge_model(L.Add(), [(4,)]), [(4,)])
+    for axis in (1, 2, -1, -2):
+        shapes = [(2, 3, 4), (2, 3, 4)]
+        shapes[1] = tuple(d + 2 if i == (axis - 1 if axis > 0 else 3 + axis) else d for i, d in enumerate(shapes[1]))
+        cases[f"Concatenate(axis={axis})"] = (lambda axis=axis, shapes=shapes: _merge_model(L.Concatenate(axis=axis), shapes), shapes)
+    for axes, shapes in [(1, [(4,), (4,)]), (-1, [(4,), (4,)]), (1, [(3, 4), (3, 5)]), (2, [(3, 4), (5, 4)]), ((1, 2), [(3, 4), (2, 3)]), ((2, 1), [(3, 4), (4, 2)])]:
+        for normalize in (False, True):
+            cases[f"Dot(axes={axes}, normalize={normalize}) {shapes}"] = (
+                lambda axes=axes, shapes=shapes, normalize=normalize: _merge_model(L.Dot(axes, normalize=normalize), shapes), shapes)
+    return cases
+
+
+GRAPH_CASES = _graph_cases()
+
+
+def _graph_inputs(shapes, rng, n=5):
+    return [rng.integers(0, 10, size=(n, 7)) if s is None else rng.normal(size=(n, *s)).astype(np.float32) for s in shapes]
+
+
+@pytest.mark.parametrize("name", list(GRAPH_CASES))
+def test_exported_functional_model_matches_predict_in_onnxruntime(name, tmp_path):
+    make, shapes = GRAPH_CASES[name]
+    model = make()
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(3)
+    xs = _graph_inputs(shapes, rng)
+    outputs = model.outputs
+    targets = [rng.normal(size=(5, *t.sample_shape)) for t in outputs]
+    model.fit(xs, targets if len(targets) > 1 else targets[0], epochs=2, batch_size=2, verbose=0)
+    path = tmp_path / "model.onnx"
+    model.export(path, format="onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == model.input_names
+    assert [o.name for o in session.get_outputs()] == model.output_names
+    expected = model.predict(xs)
+    if isinstance(expected, dict):
+        expected = [expected[k] for k in model.output_names]
+    elif not isinstance(expected, list):
+        expected = [expected]
+    for rows in (slice(None), slice(0, 1)):  # the batch axis is dynamic
+        results = session.run(None, {k: x[rows] for k, x in zip(model.input_names, xs)})
+        for result, want in zip(results, expected):
+            assert result.dtype == np.float32 and result.shape == want[rows].shape
+            np.testing.assert_allclose(result, want[rows], rtol=RTOL, atol=ATOL)
+
+
+def test_a_shared_layer_and_an_embedding_read_by_another_layer():
+    x = fd.Input((5,), name="x")
+    shared = L.Dense(5, name="shared")
+    model = fd.Model(x, shared(shared(x)))
+    exported = onnx_export.to_onnx(model)
+    assert sum(node.op_type == "MatMul" for node in exported.graph.node) == 2  # one per call
+    assert len(exported.graph.initializer) == 2  # the kernel and the bias, written once
+    tokens = fd.Input((4,), name="tokens")
+    mixed = fd.Model(tokens, L.Add()([L.Flatten()(L.Embedding(10, 1)(tokens)), L.Dense(4)(tokens)]))
+    with pytest.raises(ValueError, match=r"model: layer 'dense\w*' reads the integer input of an Embedding"):
+        onnx_export.to_onnx(mixed)
+    h = L.Dense(4)(x)
+    late = fd.Model(x, L.Embedding(10, 2)(h))
+    with pytest.raises(ValueError, match=r"model: Embedding '\w+' must read a model input"):
+        onnx_export.to_onnx(late)
+
+
 def test_every_registered_layer_and_activation_has_a_case():
     covered = {type(layer) for layers, _ in CASES.values() for layer in layers}
+    covered |= {type(layer) for make, _ in GRAPH_CASES.values() for layer in make().layers}
     assert set(onnx_export.CONVERTERS) <= covered
     exportable = {cls for name, cls in L.registry.canonical_items()} - {L.InputLayer}
     assert exportable <= set(onnx_export.CONVERTERS), "a registered layer has no ONNX converter"

@@ -220,24 +220,29 @@ def test_layer_properties(name, data):
     config = spaces.configuration(space, data.draw)
     case = spaces.ConfigCase(name, f"layer:{name}", name, config, space, data.draw(st.integers(0, 2**31 - 1)))
     cls, x, layer = case.setup()
-    scale = data.draw(st.sampled_from([1.0, 100.0])) if x.dtype.kind == "f" else 1.0
-    x = x * scale if x.dtype.kind == "f" else x
-    n = x.shape[0]
+    xs = x if isinstance(x, list) else [x]  # a merge layer takes a list of inputs
+
+    def as_input(arrays):
+        return arrays if isinstance(x, list) else arrays[0]
+
+    floating = all(a.dtype.kind == "f" for a in xs)
+    scale = data.draw(st.sampled_from([1.0, 100.0])) if floating else 1.0
+    xs = [a * scale for a in xs] if floating else xs
+    n = xs[0].shape[0]
     for training in (True, False):
-        y = np.array(layer.forward(x, training=training))
+        y = np.array(layer.forward(as_input(xs), training=training))
         assert y.shape == (n, *layer.output_shape)
         assert np.all(np.isfinite(y)), (config, training)
     for i in range(n):  # inference: a row's output does not depend on the other rows
-        np.testing.assert_allclose(layer.forward(x[i : i + 1], training=False)[0], y[i], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(layer.forward(as_input([a[i : i + 1] for a in xs]), training=False)[0], y[i], rtol=1e-10, atol=1e-12)
     if scale != 1.0:
         return
-    single = cls(**config)
-    single.build(x.shape[1:], dtype=np.float32)
+    single = spaces.build_layer(cls, space, config, x, np.float32)
     for key, value in layer.params.items():
         single.params[key][...] = value
     for key, value in getattr(layer, "state", {}).items():
         single.state[key][...] = value
-    y32 = single.forward(x if x.dtype.kind in "iu" else x.astype(np.float32), training=False)
+    y32 = single.forward(as_input(xs if not floating else [a.astype(np.float32) for a in xs]), training=False)
     assert y32.dtype == np.float32
     # the parameters and inputs are rounded to float32 too: the float64 run is of the unrounded ones
     np.testing.assert_allclose(y32, y, rtol=spaces.FLOAT32_RTOL * 10, atol=spaces.FLOAT32_ATOL * 10, err_msg=str(config))

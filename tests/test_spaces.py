@@ -48,8 +48,9 @@ def test_a_new_layer_without_a_space_is_reported(monkeypatch):
 def test_the_grid_covers_every_allowed_pair_of_values(name):
     space = SPACES[name]
     grid = spaces.grid(space)
-    names = list(space.ranges)
-    allowed = [dict(zip(names, values)) for values in itertools.product(*space.ranges.values())]
+    ranges = spaces.all_ranges(space)  # the constructor's arguments and the inputs' geometry
+    names = list(ranges)
+    allowed = [dict(zip(names, values)) for values in itertools.product(*ranges.values())]
     allowed = [c for c in allowed if space.constraint is None or space.constraint(c)]
     assert all(space.constraint is None or space.constraint(c) for c in grid)
 
@@ -57,7 +58,7 @@ def test_the_grid_covers_every_allowed_pair_of_values(name):
         return {(a, repr(c[a]), b, repr(c[b])) for c in configs for a, b in itertools.combinations(names, 2)}
 
     assert pairs(allowed) == pairs(grid)
-    for argument, values in space.ranges.items():  # every value of every argument
+    for argument, values in ranges.items():  # every value of every argument
         assert {repr(v) for v in values} == {repr(c[argument]) for c in grid}, argument
     assert len(grid) <= 80  # the default run stays fast
 
@@ -94,11 +95,22 @@ def test_drawn_configurations_are_right(name, data):
 def test_values_outside_the_range_are_refused_by_name(name):
     space = SPACES[name]
     cls = fd.layers.registry.lookup(name)
-    base = spaces.grid(space)[0]
+    base = spaces.constructor_arguments_of(space, spaces.grid(space)[0])
     for argument, values in space.refused.items():
         for value in values:
             with pytest.raises(ValueError, match=rf"^{argument}: "):
                 cls(**{**base, argument: value})
+
+
+def test_merge_cases_differentiate_every_input():
+    """A merge layer's case perturbs each of its inputs; a wrong reference is caught."""
+    space = SPACES["dot"]
+    case = next(c for c in spaces.config_cases(only_layer="dot") if c.config["normalize"] and c.config["rank"] == 3)
+    assert set(case.gradient_case().arguments) == {"x0", "x1"}
+    assert all(r.passed for r in case.run("full", np.random.default_rng(0)))
+    wrong = spaces.Space(space.ranges, lambda config, xs, params, dtype: spaces.reference.dot(xs[0], xs[1], config["axes"] if isinstance(config["axes"], tuple) else (config["axes"],) * 2, False), space.make_input, space.constraint, inputs=space.inputs)
+    broken = spaces.ConfigCase(case.op, case.covers, case.registered, case.config, wrong, case.seed)
+    assert not all(r.passed for r in broken.forward_results())
 
 
 def test_recurrent_cells_range_over_every_registered_activation():

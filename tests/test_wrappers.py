@@ -216,3 +216,56 @@ def test_clone_model_gives_fresh_weights_and_the_same_compile_settings():
     assert any(not np.array_equal(a, b) for a, b in zip(clone.get_weights(), model.get_weights()))
     with pytest.raises(TypeError, match="model: expected a fastdnn model"):
         clone_model("model")
+
+
+def _functional_classifier(n_features, n_classes):
+    """A functional model (a skip connection: not a chain) with one input and one output."""
+    x = fd.Input((n_features,), name="features")
+    h = fd.layers.Dense(16, activation="relu")(x)
+    y = fd.layers.Dense(n_classes, activation="softmax")(fd.layers.Concatenate()([x, h]))
+    model = fd.Model(x, y)
+    model.compile(optimizer=fd.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_functional_model_in_the_classifier_and_in_cross_validation(iris):
+    X, y = iris
+    model = _functional_classifier(4, 3)
+    clf = SKLearnClassifier(model, fit_kwargs={"epochs": 60, "batch_size": 16}, random_state=0)
+    pipeline = make_pipeline(StandardScaler(), clf).fit(X, y)
+    assert pipeline.score(X, y) > 0.9
+    fitted = pipeline[-1].model_
+    assert type(fitted) is fd.Model and fitted is not model  # a clone was trained, the given model untouched
+    assert any(not np.array_equal(a, b) for a, b in zip(fitted.get_weights(), model.get_weights()))
+    assert cross_val_score(make_pipeline(StandardScaler(), clf), X, y, cv=3).mean() > 0.8
+    callable_clf = SKLearnClassifier(lambda X, y: _functional_classifier(X.shape[1], y.shape[1]), fit_kwargs={"epochs": 2}, random_state=0)
+    assert callable_clf.fit(X, y).predict_proba(X).shape == (150, 3)
+
+
+def test_a_model_with_two_inputs_or_outputs_is_refused_by_name(iris):
+    X, y = iris
+    a, b = fd.Input((2,), name="a"), fd.Input((2,), name="b")
+    two_inputs = fd.Model([a, b], fd.layers.Dense(3, activation="softmax")(fd.layers.Add()([a, b])))
+    two_inputs.compile(loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"model: a scikit-learn estimator has one X and one y, so the model needs one input and one output; received 2 inputs \['a', 'b'\]"):
+        SKLearnClassifier(two_inputs).fit(X, y)
+
+
+def test_clone_model_of_a_functional_model_with_a_shared_layer():
+    from fastdnn.saving import clone_model
+
+    a, b = fd.Input((3,), name="a"), fd.Input((3,), name="b")
+    shared = fd.layers.Dense(4, activation="tanh", name="shared")
+    model = fd.Model([a, b], {"diff": fd.layers.Subtract()([shared(a), shared(b)]), "score": fd.layers.Dense(1)(shared(a))})
+    model.compile(optimizer="adam", loss={"diff": "mse", "score": "mae"}, loss_weights={"diff": 1.0, "score": 0.5}, metrics={"score": ["mae"]})
+    clone = clone_model(model)
+    assert type(clone) is fd.Model and clone.get_config() == model.get_config()
+    assert clone.input_names == model.input_names and clone.output_names == model.output_names
+    assert clone.metrics_names == model.metrics_names and clone.compile_config() == model.compile_config()
+    assert len(clone.layers) == len(model.layers)  # the shared layer is still one layer
+    assert any(not np.array_equal(p, q) for p, q in zip(clone.get_weights(), model.get_weights()))
+    rng = np.random.default_rng(0)
+    xs = {"a": rng.normal(size=(8, 3)), "b": rng.normal(size=(8, 3))}
+    ys = {"diff": rng.normal(size=(8, 4)), "score": rng.normal(size=(8, 1))}
+    clone.set_weights(model.get_weights())
+    assert clone.evaluate(xs, ys, return_dict=True) == pytest.approx(model.evaluate(xs, ys, return_dict=True))

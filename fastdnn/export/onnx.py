@@ -18,7 +18,20 @@ SimpleRNN, LSTM, GRU     RNN, LSTM, GRU (gates reordered from Keras's i,f,c,o to
                          GRU with linear_before_reset=1, Keras 3's reset_after)
 Embedding                Gather (the graph input is then int64 indices)
 BatchNormalization       Mul, Add with scale = gamma / sqrt(var + eps), shift = beta - mean scale
+Add, Subtract, Multiply  Add, Sub, Mul (one per further input)
+Average                  Mean
+Maximum, Minimum         Max, Min
+Concatenate              Concat (the layer's axis counts the batch axis, as ONNX's does)
+Dot                      MatMul of the inputs transposed so that the contracted axes meet, or
+                         ReduceSum(Mul) for vectors; normalize=True divides each input first by
+                         Sqrt(Max(ReduceSumSquare, 1e-12)) along its contracted axis
 =======================  =====================================================================
+
+Every model kind is exported: the model's nodes (layer calls) in topological order, each tensor
+named once, so fan-out, several inputs and outputs, and shared layers (one converter call per
+call, its weights written once) come out as the same ONNX graph. A `Sequential` model has
+one input ``"input"`` and one output ``"output"``; a functional model's inputs and outputs keep the
+model's ``input_names`` and ``output_names``.
 
 Activations: linear (nothing), sigmoid, tanh, relu, leaky_relu (LeakyRelu), elu (Elu), softplus,
 gelu (exact: ``x/2 (1 + Erf(x / sqrt 2))``), silu (``x Sigmoid(x)``), softmax. Inside recurrent cells
@@ -28,6 +41,7 @@ A layer class not in this table (a layer of your own, or a subclass of a built-i
 ``forward`` the exporter cannot know) is refused by name before anything is written.
 """
 
+import hashlib
 import math
 
 import numpy as np
@@ -58,17 +72,26 @@ class _Graph:
         self.nodes = []
         self.initializers = []
         self._count = 0
+        self._constants = {}  # (dtype, shape, digest of the bytes) -> initializer name
+        #: The model's input and output names: no generated name may take one.
+        self.reserved = set()
 
     def name(self, hint):
-        self._count += 1
-        return f"{hint}_{self._count}"
+        while True:
+            self._count += 1
+            name = f"{hint}_{self._count}"
+            if name not in self.reserved:
+                return name
 
     def constant(self, values, hint, dtype=None):
-        """A weight or shape as an initializer; floats in the model's dtype."""
-        values = np.asarray(values, dtype=dtype or self.dtype)
-        name = self.name(hint)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(values), name))
-        return name
+        """A weight or shape as an initializer; floats in the model's dtype. Equal arrays share one
+        initializer (a shared layer's weights are written once however often it is called)."""
+        values = np.ascontiguousarray(np.asarray(values, dtype=dtype or self.dtype))
+        key = (values.dtype.str, values.shape, hashlib.sha256(values.tobytes()).digest())
+        if key not in self._constants:
+            self._constants[key] = self.name(hint)
+            self.initializers.append(self.onnx.numpy_helper.from_array(values, self._constants[key]))
+        return self._constants[key]
 
     def op(self, op_type, inputs, hint=None, outputs=1, **attributes):
         names = [self.name(hint or op_type.lower()) for _ in range(outputs)]
@@ -266,17 +289,80 @@ CONVERTERS = {
 }
 
 
-def check_exportable(layers):
+def _merge(op):
+    def convert(graph, layer, xs):
+        if len(xs) == 1:
+            return xs[0]
+        if op in ("Mean", "Max", "Min"):  # variadic in ONNX
+            return graph.op(op, list(xs))
+        y = xs[0]
+        for x in xs[1:]:
+            y = graph.op(op, [y, x])
+        return y
+
+    return convert
+
+
+def _concatenate(graph, layer, xs):
+    return graph.op("Concat", list(xs), axis=layer._sample_axis(len(layer.input_shape[0])) + 1)
+
+
+def _l2_normalized(graph, layer, x, axis):
+    """``x / sqrt(max(sum x^2 along axis, epsilon))``, the layer's normalization."""
+    squares = graph.op("ReduceSumSquare", [x], axes=[axis], keepdims=1)
+    norm = graph.op("Sqrt", [graph.op("Max", [squares, graph.constant(layer.epsilon, "epsilon")])])
+    return graph.op("Div", [x, norm])
+
+
+def _dot(graph, layer, xs):
+    x, y = xs
+    ax, ay = (a + 1 for a in layer._sample_axes(layer.input_shape))
+    if layer.normalize:
+        x, y = _l2_normalized(graph, layer, x, ax), _l2_normalized(graph, layer, y, ay)
+    if len(layer.input_shape[0]) == 1:  # vectors: (n, d) . (n, d) -> (n, 1)
+        return graph.op("ReduceSum", [graph.op("Mul", [x, y]), graph.constant([1], "axes", dtype=np.int64)], keepdims=1)
+    # (n, r, d) @ (n, d, s) -> (n, r, s): the remaining axes of x, then of y, as Keras orders them
+    if ax == 1:
+        x = graph.op("Transpose", [x], perm=[0, 2, 1])
+    if ay == 2:
+        y = graph.op("Transpose", [y], perm=[0, 2, 1])
+    return graph.op("MatMul", [x, y])
+
+
+CONVERTERS.update({
+    L.Add: _merge("Add"),
+    L.Subtract: _merge("Sub"),
+    L.Multiply: _merge("Mul"),
+    L.Average: _merge("Mean"),
+    L.Maximum: _merge("Max"),
+    L.Minimum: _merge("Min"),
+    L.Concatenate: _concatenate,
+    L.Dot: _dot,
+})
+
+
+def check_exportable(model):
     """Refuse, by name, any layer (or activation) that has no ONNX form: before anything is written."""
-    for layer in layers:
+    integer_inputs = set()
+    for node in model.nodes:
+        layer = node.layer
+        if isinstance(layer, L.Embedding):
+            source = node.inputs[0]
+            if not any(source is t for t in model.inputs):
+                raise ValueError(f"model: Embedding {layer.name!r} must read a model input to be exported (it takes the integer input)")
+            integer_inputs.add(id(source))
+    for node in model.nodes:
+        if not isinstance(node.layer, L.Embedding) and any(id(t) in integer_inputs for t in node.inputs):
+            raise ValueError(
+                f"model: layer {node.layer.name!r} reads the integer input of an Embedding; ONNX gives that input one type (int64)"
+            )
+    for layer in model.layers:
         converter = CONVERTERS.get(type(layer))  # exact type: a subclass may compute something else
         if converter is None:
             supported = ", ".join(sorted(cls.__name__ for cls in CONVERTERS))
             raise ValueError(
                 f"model: layer {layer.name!r} ({type(layer).__name__}) has no ONNX export; supported layers: {supported}"
             )
-        if isinstance(layer, L.Embedding) and layer is not layers[0]:
-            raise ValueError(f"model: Embedding {layer.name!r} must be the first layer to be exported (it takes the integer input)")
         for activation in (getattr(layer, "activation", None), getattr(layer, "cell_activation", None)):
             if activation is not None and activation.name not in _EXPORTED_ACTIVATIONS:
                 raise ValueError(f"model: layer {layer.name!r} uses activation {activation.name!r}, which has no ONNX export")
@@ -286,31 +372,37 @@ _EXPORTED_ACTIVATIONS = {"linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu
 
 
 def to_onnx(model):
-    """The ``onnx.ModelProto`` of a built Sequential model: input ``"input"`` of shape ``(batch, *input_shape)``
-    (float in the model's dtype, or int64 indices for an Embedding first layer), output ``"output"``."""
-    from fastdnn.model import Sequential
+    """The ``onnx.ModelProto`` of a built model (any `fastdnn.Model`; see the module's notes for the
+    names of its inputs and outputs). An input read by an Embedding is int64 indices, the others float
+    in the model's dtype; every input and output has a dynamic batch axis."""
+    from fastdnn.model import Model, Sequential
 
     onnx = _onnx()
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model: expected a fastdnn Sequential model (a chain of layers), received {type(model).__name__}")
+    if not isinstance(model, Model):
+        raise TypeError(f"model: expected a fastdnn model (fd.Model or fd.Sequential), received {type(model).__name__}")
     if not model.built:
         raise ValueError("model: the model must be built (call fit, predict or build first) to be exported")
-    layers = model.layers
-    check_exportable(layers)
+    check_exportable(model)
     graph = _Graph(onnx, model.dtype)
     float_type = onnx.helper.np_dtype_to_tensor_dtype(graph.dtype)
-    input_type = onnx.TensorProto.INT64 if isinstance(layers[0], L.Embedding) else float_type
-    x = "input"
-    for layer in layers:
-        x = CONVERTERS[type(layer)](graph, layer, x)
-    graph.nodes.append(onnx.helper.make_node("Identity", [x], ["output"]))
-    proto = onnx.helper.make_graph(
-        graph.nodes,
-        model.name,
-        [onnx.helper.make_tensor_value_info("input", input_type, ["batch", *layers[0].input_shape])],
-        [onnx.helper.make_tensor_value_info("output", float_type, ["batch", *model.output_shape])],
-        initializer=graph.initializers,
-    )
+    sequential = isinstance(model, Sequential)
+    input_names = ["input"] if sequential else list(model.input_names)
+    output_names = ["output"] if sequential else list(model.output_names)
+    graph.reserved.update(input_names + output_names)
+    integer_inputs = {id(node.inputs[0]) for node in model.nodes if isinstance(node.layer, L.Embedding)}
+    names = {id(tensor): name for tensor, name in zip(model.inputs, input_names)}
+    for node in model.nodes:
+        sources = [names[id(t)] for t in node.inputs]
+        converter = CONVERTERS[type(node.layer)]
+        names[id(node.output)] = converter(graph, node.layer, sources if node.layer.multiple_inputs else sources[0])
+    for tensor, name in zip(model.outputs, output_names):
+        graph.nodes.append(onnx.helper.make_node("Identity", [names[id(tensor)]], [name]))
+    inputs = [
+        onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64 if id(t) in integer_inputs else float_type, ["batch", *t.sample_shape])
+        for t, name in zip(model.inputs, input_names)
+    ]
+    outputs = [onnx.helper.make_tensor_value_info(name, float_type, ["batch", *t.sample_shape]) for t, name in zip(model.outputs, output_names)]
+    proto = onnx.helper.make_graph(graph.nodes, model.name, inputs, outputs, initializer=graph.initializers)
     exported = onnx.helper.make_model(proto, producer_name="fastdnn", opset_imports=[onnx.helper.make_opsetid("", OPSET)])
     exported.ir_version = IR_VERSION
     onnx.checker.check_model(exported, full_check=True)

@@ -157,6 +157,22 @@ def _reshape_reference(config, x, params, dtype):
     return np.asarray(x, dtype=FLOAT64).reshape(x.shape[0], *target)
 
 
+def _merge_reference(kind):
+    def forward(config, xs, params, dtype):
+        return reference.merge(kind, xs)
+
+    return forward
+
+
+def _concatenate_reference(config, xs, params, dtype):
+    return reference.concatenate(xs, config["axis"])
+
+
+def _dot_reference(config, xs, params, dtype):
+    axes = config["axes"] if isinstance(config["axes"], tuple) else (config["axes"],) * 2
+    return reference.dot(xs[0], xs[1], axes, config["normalize"])
+
+
 #: Seed of every dropout mask: the layer's generator (seed given) or the library's (seed None) is
 #: re-seeded before each forward pass, and the reference replays the same uniform draws.
 DROPOUT_SEED = 11
@@ -237,6 +253,39 @@ def _index_input(config, rng):
     return indices
 
 
+def _merge_input(kind):
+    """``config["inputs"]`` arrays of sample shape ``config["sample_shape"]``; for maximum and minimum
+    all values distinct and spaced (no tie, and no perturbation changes which input holds the extreme)."""
+    def make(config, rng):
+        shape = (int(rng.integers(1, 3)), *config["sample_shape"])
+        if kind in ("maximum", "minimum"):
+            return list(_distinct(rng, (config["inputs"], *shape)))
+        return [rng.normal(size=shape) for _ in range(config["inputs"])]
+
+    return make
+
+
+def _concatenate_input(config, rng):
+    """``config["inputs"]`` arrays of rank ``config["rank"]`` (batch included) equal on every axis but
+    ``config["axis"]``, where their lengths differ."""
+    rank = config["rank"]
+    axis = config["axis"] if config["axis"] > 0 else rank + config["axis"]
+    base = [int(rng.integers(1, 3))] + [int(rng.integers(1, 4)) for _ in range(rank - 1)]
+    return [rng.normal(size=[i + 1 if a == axis else d for a, d in enumerate(base)]) for i in range(config["inputs"])]
+
+
+def _dot_input(config, rng):
+    """Two inputs of rank ``config["rank"]`` (batch included) whose contracted axes have equal lengths."""
+    rank = config["rank"]
+    axes = config["axes"] if isinstance(config["axes"], tuple) else (config["axes"],) * 2
+    n, contracted = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    shapes = []
+    for axis in axes:
+        axis = axis if axis > 0 else rank + axis
+        shapes.append([n] + [contracted if a == axis else int(rng.integers(1, 4)) for a in range(1, rank)])
+    return [rng.normal(size=shape) for shape in shapes]
+
+
 # -- the spaces -----------------------------------------------------------------------------------------
 
 
@@ -261,6 +310,9 @@ class Space:
         False for integer inputs.
     stateful : bool
         The layer has state (moving statistics) the reference predicts too.
+    inputs : dict of name -> list of values
+        Ranges of what the layer's inputs look like (a merge layer's count of inputs, their rank), drawn
+        into the configurations like the arguments but not passed to the constructor.
     before_forward : callable (layer, config), optional
         Re-seeds a dropout mask before each forward pass.
     rtol : float
@@ -274,6 +326,7 @@ class Space:
     refused: dict = field(default_factory=dict)
     differentiate_input: bool = True
     stateful: bool = False
+    inputs: dict = field(default_factory=dict)
     before_forward: object = None
     rtol: float = RTOL
 
@@ -379,7 +432,37 @@ def spaces():
         "reshape": Space(
             {"target_shape": [(12,), (3, 4), (2, -1), (-1, 2, 3), (4, 3, 1)]}, _reshape_reference, _twelve_input
         ),
+        **{kind: _merge_space(kind) for kind in MERGES},
+        "concatenate": Space(
+            {"axis": [-1, 1, 2, -2]}, _concatenate_reference, _concatenate_input,
+            constraint=lambda c: abs(c["axis"]) < c["rank"],
+            refused={"axis": [0]}, inputs={"inputs": [1, 2, 3], "rank": [2, 3, 4]},
+        ),
+        "dot": Space(
+            {"axes": [1, -1, 2, (1, 2), (2, 1)], "normalize": [False, True]}, _dot_reference, _dot_input,
+            constraint=lambda c: c["rank"] == 3 or c["axes"] in (1, -1), refused={"axes": [0, (0, 1)]},
+            inputs={"rank": [2, 3]},
+        ),
     }
+
+
+#: The elementwise merge layers (no constructor argument of their own beyond name and trainable).
+MERGES = ("add", "subtract", "multiply", "average", "maximum", "minimum")
+
+
+def _merge_space(kind):
+    counts = [2] if kind == "subtract" else [1, 2, 3]
+    return Space({}, _merge_reference(kind), _merge_input(kind), inputs={"inputs": counts, "sample_shape": [(3,), (2, 3), (2, 1, 2)]})
+
+
+def all_ranges(space):
+    """The constructor arguments' ranges and the inputs' ranges: what a configuration assigns."""
+    return {**space.ranges, **space.inputs}
+
+
+def constructor_arguments_of(space, config):
+    """The part of ``config`` that is passed to the layer's constructor."""
+    return {k: v for k, v in config.items() if k in space.ranges}
 
 
 #: Registered layers without a space, with the reason.
@@ -429,13 +512,14 @@ def grid(space, seed=0, candidates=30):
     two arguments that the constraint allows, in at least one configuration (greedy, as AETG does:
     each new configuration is the best of ``candidates`` random completions of an uncovered pair)."""
     rng = np.random.default_rng(seed)
-    names = list(space.ranges)
+    ranges = all_ranges(space)
+    names = list(ranges)
     if len(names) == 1:
-        return [{names[0]: value} for value in space.ranges[names[0]]]
-    indices = {n: range(len(space.ranges[n])) for n in names}
+        return [{names[0]: value} for value in ranges[names[0]] if _allowed(space, {names[0]: value})]
+    indices = {n: range(len(ranges[n])) for n in names}
 
     def config_of(choice):
-        return {n: space.ranges[n][choice[n]] for n in names}
+        return {n: ranges[n][choice[n]] for n in names}
 
     uncovered = set()
     for a, b in itertools.combinations(names, 2):
@@ -451,7 +535,7 @@ def grid(space, seed=0, candidates=30):
         a, i, b, j = min(uncovered)
         best, best_gain = None, 0
         for _ in range(candidates):
-            choice = {n: int(rng.integers(len(space.ranges[n]))) for n in names}
+            choice = {n: int(rng.integers(len(ranges[n]))) for n in names}
             choice[a], choice[b] = i, j
             if not _allowed(space, config_of(choice)):
                 continue
@@ -471,7 +555,7 @@ def configuration(space, draw):
     from hypothesis import assume
     from hypothesis import strategies as st
 
-    config = {n: draw(st.sampled_from(values)) for n, values in space.ranges.items()}
+    config = {n: draw(st.sampled_from(values)) for n, values in all_ranges(space).items()}
     assume(_allowed(space, config))
     return config
 
@@ -486,10 +570,22 @@ def _label(config):
     return ", ".join(f"{k}={show(v)}" for k, v in config.items())
 
 
-def _build(cls, config, shape, dtype):
-    layer = cls(**config)
-    layer.build(tuple(shape[1:]), dtype=dtype)
+def build_layer(cls, space, config, x, dtype):
+    """The layer of ``config`` built for input ``x`` (a list of arrays for a merge layer)."""
+    layer = cls(**constructor_arguments_of(space, config))
+    shape = [tuple(a.shape[1:]) for a in x] if isinstance(x, list) else tuple(x.shape[1:])
+    layer.build(shape, dtype=dtype)
     return layer
+
+
+def _named_inputs(x):
+    """``{"x": x}``, or ``{"x0": x[0], "x1": x[1], ...}`` for the inputs of a merge layer."""
+    return {f"x{i}": a for i, a in enumerate(x)} if isinstance(x, list) else {"x": x}
+
+
+def _as_input(x, named):
+    """``named`` (see `_named_inputs`) back in the form of ``x``."""
+    return [named[f"x{i}"] for i in range(len(x))] if isinstance(x, list) else named["x"]
 
 
 @dataclass
@@ -510,7 +606,7 @@ class ConfigCase:
         cls = fd.layers.registry.lookup(self.registered)
         rng = np.random.default_rng(self.seed)
         x = self.space.make_input(self.config, rng)
-        layer = _build(cls, self.config, x.shape, FLOAT64)
+        layer = build_layer(cls, self.space, self.config, x, FLOAT64)
         for value in layer.params.values():  # no zero bias or unit scale may hide a term
             value[...] = rng.normal(0.0, 0.5, value.shape)
         if self.space.stateful:
@@ -536,7 +632,7 @@ class ConfigCase:
         results = []
         checks = ((FLOAT64, FORWARD_RTOL, FORWARD_ATOL, "reference"), (np.float32, FLOAT32_RTOL, FLOAT32_ATOL, "float32"))
         for dtype, rtol, atol, mode in checks:
-            target = layer if dtype is FLOAT64 else _build(cls, self.config, x.shape, dtype)
+            target = layer if dtype is FLOAT64 else build_layer(cls, self.space, self.config, x, dtype)
 
             def rounded(arrays):  # what the layer of this dtype holds, in float64 for the reference
                 return {k: v.astype(dtype).astype(FLOAT64) for k, v in arrays.items()}
@@ -544,8 +640,11 @@ class ConfigCase:
             for store, values in ((target.params, params), (getattr(target, "state", {}), state)):
                 for k, v in values.items():
                     store[k][...] = v
-            xin = x if x.dtype.kind in "iu" else x.astype(dtype)
-            expected, expected_state = self._reference(rounded({"x": xin})["x"] if x.dtype.kind == "f" else xin, rounded(params), dtype, rounded(state))
+            named = _named_inputs(x)
+            integer = any(a.dtype.kind in "iu" for a in named.values())
+            xin = x if integer else _as_input(x, {k: a.astype(dtype) for k, a in named.items()})
+            x_reference = xin if integer else _as_input(x, rounded(_named_inputs(xin)))
+            expected, expected_state = self._reference(x_reference, rounded(params), dtype, rounded(state))
             results.append(compare(self.op, "y", expected, self._forward(target, xin), rtol, atol, mode, sides=("reference", "layer")))
             for k, v in (expected_state or {}).items():
                 results.append(compare(self.op, k, v, target.state[k], rtol, atol, mode, sides=("reference", "layer")))
@@ -556,7 +655,7 @@ class ConfigCase:
         _, x, layer = self.setup()
         if not self.space.differentiate_input:
             layer.compute_input_grad = False
-        arguments = {"x": x, **layer.params} if self.space.differentiate_input else dict(layer.params)
+        arguments = {**_named_inputs(x), **layer.params} if self.space.differentiate_input else dict(layer.params)
 
         def forward():
             return self._forward(layer, x)
@@ -564,7 +663,7 @@ class ConfigCase:
         def backward(dLdY):
             dX = layer.backward(np.ascontiguousarray(dLdY, dtype=FLOAT64))
             grads = dict(layer.grads)
-            return {"x": dX, **grads} if self.space.differentiate_input else grads
+            return {**_named_inputs(dX), **grads} if self.space.differentiate_input else grads
 
         return GradientCase(op=self.op, arguments=arguments, forward=forward, backward=backward, covers=self.covers, rtol=self.space.rtol)
 

@@ -173,3 +173,20 @@ def test_a_callback_may_predict_between_batches():
     assert len(seen) == 2 and not np.allclose(seen[0], seen[1])  # the second sees the first step
     for a, b in zip(cpu.get_weights(), gpu.get_weights()):
         np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-5)
+
+
+def test_sample_and_class_weights_are_refused_on_the_device_by_name():
+    x, y = _data()
+    model = fd.Sequential(_mlp())
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", device="cuda")
+    start = model.get_weights()
+    for arguments, name in (({"sample_weight": np.ones(24)}, "sample_weight"), ({"class_weight": {0: 2.0}}, "class_weight"),
+                            ({"validation_data": (x, y, np.ones(24))}, "validation_data\\[2\\]")):
+        with pytest.raises(ValueError, match=rf"^{name}: fit with weighted samples is not supported on device='cuda'.*compile with device='cpu'"):
+            model.fit(x, y, verbose=0, **arguments)
+    with pytest.raises(ValueError, match=r"^sample_weight: evaluate with weighted samples is not supported on device='cuda'"):
+        model.evaluate(x, y, sample_weight=np.ones(24))
+    for a, b in zip(start, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.fit(x, y, verbose=0, epochs=1)  # unweighted training runs on the device
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x))

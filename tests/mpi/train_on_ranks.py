@@ -31,7 +31,10 @@ class CrashOnRankOne(fd.callbacks.Callback):
 
 callbacks = [CrashOnRankOne()] if scenario == "crash" else []
 callbacks.append(fd.callbacks.CSVLogger(f"{out}/log-rank{parallel.rank}.csv"))
-history = model.fit(x, y, batch_size=int(data["batch_size"]), epochs=3, validation_split=0.2, verbose=2, callbacks=callbacks)
+weights = data["sample_weight"] if "sample_weight" in data.files else None  # the "train" scenario, weighted
+history = model.fit(
+    x, y, batch_size=int(data["batch_size"]), epochs=3, validation_split=0.2, verbose=2, callbacks=callbacks, sample_weight=weights
+)
 np.savez(f"{out}/weights-rank{parallel.rank}.npz", *model.get_weights())
 with open(f"{out}/history-rank{parallel.rank}.txt", "w") as handle:
     handle.write(repr(history.history))

@@ -199,3 +199,21 @@ def sparse_categorical_crossentropy_from_logits(z, labels, grad, with_grad):
                 grad[i, j] = math.exp(float(z[i, j]) - lse) * scale
             grad[i, k] -= scale
     return total * scale
+
+
+@jit
+def weighted_rows(kernel, p, t, grad, weights, with_grad):
+    """Keras's weighted "sum_over_batch_size" of any loss kernel above: ``sum_r w_r l_r / R`` over
+    the ``R`` rows, ``l_r`` the kernel's mean over row ``r`` alone, and its gradient (each row's own
+    gradient times ``w_r / R``). Dividing by ``R``, not by the sum of the weights, makes a row of
+    weight 2 count as that row given twice."""
+    rows = p.shape[0]
+    total = 0.0
+    for r in range(rows):
+        total += weights[r] * kernel(p[r : r + 1], t[r : r + 1], grad[r : r + 1], with_grad)
+    if with_grad:
+        for r in range(rows):
+            scale = weights[r] / rows
+            for j in range(grad.shape[1]):
+                grad[r, j] *= scale
+    return total / rows
