@@ -93,3 +93,22 @@ def test_an_epoch_moves_only_the_order_and_one_loss_per_batch(monkeypatch):
     (h2d_6, d2h_6), (h2d_3, d2h_3) = traffic[8], traffic[16]
     assert h2d_6 == h2d_3
     assert d2h_6 - d2h_3 == 3 * 8
+
+
+@pytest.mark.parametrize("name", ["sparse_categorical_crossentropy_from_logits", "mean_squared_error"])
+def test_weighted_loss_rows_equal_the_cpu_twin(name):
+    from numba import cuda
+
+    from fastdnn.kernels.cpu import loss as cpu
+    from fastdnn.kernels.cuda import loss as gpu
+
+    rng = np.random.default_rng(5)
+    p = rng.normal(size=(7, 4))
+    t = rng.integers(0, 4, 7) if name.startswith("sparse") else rng.normal(size=(7, 4))
+    weights = rng.uniform(0.0, 3.0, 7)
+    grad_cpu, grad_gpu = np.zeros_like(p), cuda.to_device(np.zeros_like(p))
+    expected = cpu.weighted_rows(getattr(cpu, name), p, t, grad_cpu, weights, True)
+    received = gpu.weighted_rows(getattr(gpu, name), cuda.to_device(p), cuda.to_device(t), grad_gpu, cuda.to_device(weights), True)
+    np.testing.assert_allclose(received, expected, rtol=1e-12)
+    np.testing.assert_allclose(grad_gpu.copy_to_host(), grad_cpu, rtol=1e-12, atol=1e-15)
+    assert not np.allclose(grad_cpu, 0.0)

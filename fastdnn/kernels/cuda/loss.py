@@ -237,3 +237,29 @@ def sparse_categorical_crossentropy(p, labels, grad, with_grad):
 def sparse_categorical_crossentropy_from_logits(z, labels, grad, with_grad):
     """``L = lse(z) - z_label``; ``dL/dz = (softmax(z) - onehot(label)) / n``."""
     return _launch(_scce_logits, z, labels, grad, with_grad)
+
+
+@cuda.jit
+def _weigh_rows(rows, grad, weights, with_grad):
+    n, d = grad.shape
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        w = float(weights[i])
+        rows[i] *= w
+        if with_grad:
+            for j in range(d):
+                grad[i, j] *= w
+
+
+def weighted_rows(kernel, p, t, grad, weights, with_grad):
+    """Keras's weighted "sum_over_batch_size" of the loss launcher ``kernel`` (one of the functions
+    above): ``sum_r w_r l_r / R`` and its gradient, as the CPU twin. The launcher's row losses and
+    gradients already carry the batch's ``1 / R``, so each row is scaled by its weight and summed again.
+    """
+    n = p.shape[0]
+    if n == 0:
+        return 0.0
+    kernel(p, t, grad, with_grad)
+    rows = _rows(n)
+    _weigh_rows[grid(n), block()](rows, grad, weights, with_grad)
+    column_totals(rows[:n].reshape(n, 1), rows[n:], False)
+    return float(rows[n:].copy_to_host()[0])
