@@ -67,6 +67,6 @@ def test_a_graph_model_trains_on_the_device_as_on_the_cpu():
 def test_graph_model_gradients_on_the_device_match_finite_differences():
     rng = np.random.default_rng(2)
     chosen = [case for case, _ in graph_model_cases(rng, device="cuda") if "shared by two" in case.op or "read by three" in case.op]
-    results = [r for case in chosen for r in check_random(case, rng, directions=2)]  # the simulator is slow
+    results = [r for case in chosen for r in check_random(case, rng, directions=1)]  # the simulator is slow
     assert len(chosen) == 2
     assert results and all(r.passed for r in results), [r.failure_report() for r in results if not r.passed]
