@@ -331,9 +331,10 @@ class CudaEngine:
             if step.needs_input_grad:
                 graph.deliver(step, result, n_inputs, gradients, self._add_gradient)
 
-    def loss_and_gradients(self, xb, tb):
+    def loss_and_gradients(self, xb, tb, with_grad=True):
         """Mean (weighted) loss of device batches (one per input; targets one per output), with its
-        gradient left in the flat device buffer ``grads`` (not when the loss is non-finite).
+        gradient left in the flat device buffer ``grads`` (not when the loss is non-finite, nor with
+        ``with_grad=False``: the training-mode forward pass and loss only, as finite differences need).
         Returns ``(loss, predictions on the device, each output's weighted loss)``.
         """
         model = self.model
@@ -345,13 +346,15 @@ class CudaEngine:
         total, output_losses = 0.0, []
         for k, (output, y_pred, targets) in enumerate(zip(model._outputs, predictions, ts)):
             grad = self._pool.get(("dloss", k), y_pred.shape, model.dtype)
-            value = self._loss(k, y_pred, targets, grad, True)
-            if output.weight != 1.0:
-                self.k.merge.scale(grad.reshape(grad.size), model.dtype.type(output.weight), grad.reshape(grad.size))
+            value = self._loss(k, y_pred, targets, grad, with_grad)
             output_losses.append(output.weight * value)
             total += output.weight * value
+            if not with_grad:
+                continue
+            if output.weight != 1.0:
+                self.k.merge.scale(grad.reshape(grad.size), model.dtype.type(output.weight), grad.reshape(grad.size))
             self._add_gradient(gradients, output.slot, grad.reshape(n, *output.shape))
-        if np.isfinite(total):
+        if with_grad and np.isfinite(total):
             self._backward(gradients)
         return total, predictions, output_losses
 

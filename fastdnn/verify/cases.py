@@ -594,15 +594,15 @@ def _cuda_model_case(op, model, x, targets):
     arguments = {f"{layer.name}.{key}": value for layer in model.layers for key, value in layer.params.items()}
     spans = {f"{layer.name}.{key}": (int(a), int(b), layer.params[key].shape) for (layer, key), a, b in zip(store.variables, store.offsets[:-1], store.offsets[1:])}
 
-    def run():
+    def run(with_grad):
         engine.push_params()
-        return engine.loss_and_gradients(device_x, device_t)[0]
+        return engine.loss_and_gradients(device_x, device_t, with_grad)[0]
 
     def forward():
-        return np.array(run())
+        return np.array(run(False))
 
     def backward(dLdY):
-        run()
+        run(True)
         grads = engine.grads.copy_to_host()
         return {name: float(dLdY) * grads[a:b].reshape(shape) for name, (a, b, shape) in spans.items()}
 
