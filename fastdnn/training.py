@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from fastdnn import backend, callbacks as callbacks_module
-from fastdnn import config, graph, random, threads, validation
+from fastdnn import config, device_parallel, graph, random, threads, validation
 from fastdnn.kernels.cpu.data import all_finite, take_rows
 
 _PREDICT_BATCH = 1024  # rows per chunk when batch_size is None: big enough for BLAS, small for memory
@@ -193,10 +193,13 @@ class Trainer:
                 "batch_size": size,
                 "epochs": count,
                 "sample_weight": None if checked[9] is None else [repr(float(np.sum(w))) for w in checked[9]],
+                "device": self._device,
             }
 
         checked = parallel.agree("fit", prepare, description)
         x, targets, x_val, t_val, batch_size, epochs, verbose, shuffle, initial_epoch, weights, w_val, validation = checked
+        if self._device == "cuda" and parallel.size > 1:
+            device_parallel.bind(parallel)  # one GPU per rank, or the same error on every rank
         if self._packed_layers != tuple(layer for layer in self._layers if layer.trainable):
             self._pack()
         parallel.broadcast_variables(self)
@@ -557,7 +560,7 @@ class Trainer:
         """Loss and metrics over arrays in kernel form; with ``parallel``, over this process's shard,
         then summed over processes (fit's validation); ``weights``: sample weights per output, or None."""
         if self._device == "cuda":
-            return backend.engine_for(self).evaluate(x, targets, batch_size)
+            return backend.engine_for(self).evaluate(x, targets, batch_size, parallel)
         for metric in self.metrics:
             metric.reset_state()
         xs, ts = _listed(x), _listed(targets)

@@ -1,0 +1,167 @@
+"""Data-parallel training on ``device="cuda"``: ``mpirun -n 2`` in numba's CUDA simulator, one launch
+(tests/mpi/train_on_device_ranks.py) checked by several tests; the GPU choice and the two gradient
+transports also in-process.
+"""
+
+import ast
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fastdnn as fd
+from fastdnn import backend, device_parallel, distributed
+from tests.test_distributed import _missing_mpi
+
+needs_mpi = pytest.mark.skipif(_missing_mpi() is not None, reason=f"needs real MPI processes: {_missing_mpi()}")
+needs_simulator = pytest.mark.skipif(not backend.simulating(), reason="runs in numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)")
+SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "train_on_device_ranks.py")
+BATCH, EPOCHS = 7, 2  # 18 training rows: global batches of 7, 7, 4, shards of 4 + 3, 4 + 3, 2 + 2
+
+
+def _data(n=24):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    return x, (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    """One ``mpirun -n 2`` launch of the script: its output folder and the result."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("device_ranks")
+    x, y = _data()
+    np.savez(out / "data.npz", x=x, y=y, batch_size=BATCH, epochs=EPOCHS)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    environment = dict(
+        os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+        NUMBA_ENABLE_CUDASIM="1", FASTDNN_CUDA_BLOCK="8", FASTDNN_CUDA_TILE="4", FASTDNN_CUDA_GEMM_REG="2",
+    )
+    for name in (device_parallel.SHARE_GPUS, device_parallel.CUDA_AWARE):
+        environment.pop(name, None)
+    command = ["mpirun", "--oversubscribe", "-n", "2", sys.executable, SCRIPT, str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert result.returncode == 0, result.stdout + result.stderr
+    reports = [json.loads((out / f"report-rank{r}.json").read_text()) for r in range(2)]
+    return out, result, reports
+
+
+def _one_process():
+    """The same model and global batches in one process on the CPU: the reference."""
+    x, y = _data()
+    fd.set_seed(5)
+    model = fd.Sequential([fd.layers.Dense(5, activation="tanh", input_shape=(4,)), fd.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=fd.optimizers.SGD(0.2, momentum=0.5), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    fd.set_seed(11)
+    history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, validation_split=0.25, verbose=0)
+    return model.get_weights(), history.history
+
+
+@needs_mpi
+@needs_simulator
+@pytest.mark.parametrize("transport", ["staged", "direct"])
+def test_two_gpu_ranks_train_like_one_process(two_ranks, transport):
+    out, result, reports = two_ranks
+    weights, history = _one_process()
+    ranks = [np.load(out / f"{transport}-weights-rank{r}.npz") for r in range(2)]
+    for key in ranks[0].files:  # every rank holds the same model, bit for bit
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key])
+    for key, expected in zip(ranks[0].files, weights):  # and it is one process's, to float32 round-off
+        np.testing.assert_allclose(ranks[0][key], expected, rtol=2e-5, atol=2e-6)
+    # losses, metrics and validation are summed over the ranks: one process's numbers, on every rank
+    for report in reports:
+        assert report[transport]["transport"] == {"staged": "staged", "direct": "cuda-aware"}[transport]
+        assert set(report[transport]["history"]) == set(history)
+        for key, values in history.items():
+            np.testing.assert_allclose(report[transport]["history"][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
+    # only rank 0 prints progress and writes logs
+    assert result.stdout.count(f"Epoch {EPOCHS}/{EPOCHS}") == 2  # once per fit
+    assert (out / f"{transport}-log-rank0.csv").exists() and not (out / f"{transport}-log-rank1.csv").exists()
+
+
+@needs_mpi
+@needs_simulator
+def test_bad_device_setups_raise_the_same_error_on_every_rank(two_ranks):
+    _, _, reports = two_ranks
+    # more ranks on the host than GPUs (the simulator has one): named, with the rank and the ways out
+    too_many = {report["too_many_ranks"] for report in reports}
+    assert len(too_many) == 1, too_many
+    message = too_many.pop()
+    assert message.startswith("device: rank 1 of 2 (local rank 1 on host "), message
+    assert "more ranks than its 1 GPU(s)" in message and "FASTDNN_SHARE_GPUS=1" in message
+    # ranks compiled for different devices
+    disagree = {report["disagree"] for report in reports}
+    assert disagree == {'fit: the 2 ranks disagree on device: rank 0 has "cuda", rank 1 has "cpu". Every rank must run the same model on the same data'}
+
+
+@pytest.mark.parametrize(
+    "local_rank, gpus, own, share, expected",
+    [(0, 2, False, False, 0), (1, 2, False, False, 1), (3, 2, False, True, 1), (1, 1, True, False, 0), (2, 1, False, True, 0)],
+)
+def test_each_rank_gets_the_gpu_of_its_local_rank(local_rank, gpus, own, share, expected):
+    assert device_parallel.choose_gpu(local_rank, 4, local_rank, gpus, own, share) == expected
+
+
+def test_a_rank_without_a_gpu_of_its_own_is_named():
+    with pytest.raises(ValueError, match=r"device: rank 5 of 6 \(local rank 2 on host .*\) has no GPU of its own: this host runs more ranks than its 2 GPU\(s\)"):
+        device_parallel.choose_gpu(5, 6, 2, 2, False, False)
+    with pytest.raises(ValueError, match=r"device: rank 1 of 2 \(local rank 1 on host .*\) sees no GPU"):
+        device_parallel.choose_gpu(1, 2, 1, 0, True, True)
+
+
+def test_the_environment_switches_are_read_strictly(monkeypatch):
+    monkeypatch.setenv(device_parallel.CUDA_AWARE, "1")
+    assert device_parallel.cuda_aware_mpi() == (True, "FASTDNN_CUDA_AWARE_MPI=1")
+    monkeypatch.setenv(device_parallel.CUDA_AWARE, "off")
+    assert device_parallel.cuda_aware_mpi()[0] is False
+    monkeypatch.setenv(device_parallel.CUDA_AWARE, "maybe")
+    with pytest.raises(ValueError, match="FASTDNN_CUDA_AWARE_MPI: expected 1 or 0 .*received 'maybe'"):
+        device_parallel.cuda_aware_mpi()
+
+
+def test_the_mpi_library_is_asked_whether_it_is_cuda_aware(monkeypatch):
+    pytest.importorskip("mpi4py")
+    monkeypatch.delenv(device_parallel.CUDA_AWARE, raising=False)
+    supported, how = device_parallel.cuda_aware_mpi()
+    # this machine's Open MPI is built without CUDA: its extension answers 0
+    assert isinstance(supported, bool) and ("MPIX_Query_cuda_support()" in how or "mpi_memory_alloc_kinds" in how or "does not say" in how)
+
+
+class _TwoRanks(distributed.SingleProcess):
+    """A strategy whose "other rank" contributed ``other`` (gradients and loss): reduce_step adds it."""
+
+    size = 2
+
+    def __init__(self, other):
+        self.other = other
+
+    def reduce_step(self, store, loss_value, n_local, n_global):
+        buffer = store.reduction
+        buffer[-1] = loss_value * (n_local / n_global) if n_local else 0.0
+        buffer += self.other
+        return float(buffer[-1])
+
+
+@needs_simulator
+@pytest.mark.parametrize("direct", [False, True])
+def test_both_transports_sum_the_device_gradients_in_place(direct):
+    from numba import cuda
+
+    other = np.array([1.0, 2.0, 3.0, 0.25], dtype=np.float32)  # three gradients, the other rank's loss share
+    mine = np.array([0.5, -1.0, 4.0, 99.0], dtype=np.float32)  # the slot after the gradients is overwritten
+    reduction = cuda.to_device(mine)
+    transport = device_parallel.GradientReduction(_TwoRanks(other), reduction, direct)
+    assert transport.kind == ("cuda-aware" if direct else "staged")
+    loss = transport.step(0.5, 3, 4)  # this rank: 3 of the 4 rows, mean loss 0.5
+    assert loss == pytest.approx(0.5 * 3 / 4 + 0.25)
+    np.testing.assert_array_equal(reduction.copy_to_host()[:-1], [1.5, 1.0, 7.0])
+    # a rank without rows in a batch contributes zeros
+    assert transport.step(0.0, 0, 1) == pytest.approx(0.25)
+    np.testing.assert_array_equal(reduction.copy_to_host()[:-1], other[:-1])
+    # MPI is handed the device buffer itself (CUDA-aware; in the simulator its host storage), or a host copy of it
+    handed = transport._device.reduction if direct else transport._host.reduction
+    assert np.shares_memory(handed, reduction._ary) == direct
