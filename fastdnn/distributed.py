@@ -46,6 +46,10 @@ class SingleProcess:
     def reduce_sums(self, values):
         return values
 
+    def allreduce_sum(self, values):
+        """Elementwise sum over ranks of a host float array, in place; one process: ``values`` unchanged."""
+        return values
+
     def broadcast_order(self, order):
         return order
 
@@ -94,7 +98,16 @@ class MPIDataParallel(SingleProcess):
 
     def reduce_sums(self, values):
         """Elementwise sum of a float64 vector over ranks (epoch totals: loss, metric counts)."""
-        values = np.ascontiguousarray(values, dtype=np.float64)
+        return self.allreduce_sum(np.ascontiguousarray(values, dtype=np.float64))
+
+    def allreduce_sum(self, values):
+        """Elementwise sum over ranks of the contiguous host float array ``values``, in place; returns it.
+
+        The collective of the layers that need the whole batch (synchronized batch normalization's
+        per-feature sums); every rank must call it with an array of the same size and dtype.
+        """
+        if not isinstance(values, np.ndarray) or values.dtype.kind != "f" or not values.flags.c_contiguous:
+            raise TypeError(f"values: expected a contiguous float NumPy array, received {type(values).__name__}")
         self.comm.Allreduce(self._mpi.IN_PLACE, values, op=self._mpi.SUM)
         return values
 
@@ -111,6 +124,11 @@ class MPIDataParallel(SingleProcess):
         for value in model.optimizer.state.values():
             self.comm.Bcast(value, root=0)
         model.optimizer.iterations = self.comm.bcast(model.optimizer.iterations, root=0)
+        # the counter-based random streams (Dropout): rank 0's keys and step counts, so that every rank
+        # draws the masks one process would draw for its rows
+        streams = [layer.random_stream for layer in model.layers if getattr(layer, "random_stream", None) is not None]
+        for stream, state in zip(streams, self.comm.bcast([stream.get_state() for stream in streams], root=0)):
+            stream.set_state(state)
 
     def agree(self, what, check, what_of=lambda result: result):
         """Run ``check()`` (validation that may raise) on every rank and compare ``what_of(result)``.
@@ -149,6 +167,21 @@ class MPIDataParallel(SingleProcess):
             sys.stderr.flush()
             self.comm.Abort(1)
             raise
+
+
+class Shard:
+    """What a layer that depends on the whole batch sees of a data-parallel training step.
+
+    ``parallel``: the model's strategy (`SingleProcess` or `MPIDataParallel`), whose `allreduce_sum`
+    synchronized batch normalization calls; ``first_row``: where this process's rows begin in the
+    global batch (0 in one process), so that a row's dropout mask is the one it gets in one process.
+    ``fit`` hands one Shard to every layer with a ``shard`` attribute (BatchNormalization, Dropout)
+    and moves ``first_row`` every step; outside ``fit`` layers hold a one-process Shard.
+    """
+
+    def __init__(self, parallel=None):
+        self.parallel = SingleProcess() if parallel is None else parallel
+        self.first_row = 0
 
 
 def _short(value, limit=80):

@@ -108,6 +108,8 @@ class Model(training.Trainer):
         self._cuda = None
         #: How fit splits and reduces work: one process, or data parallel (fastdnn.distributed).
         self._parallel = distributed.SingleProcess()
+        #: During fit: the `fastdnn.distributed.Shard` handed to the layers that need the whole batch.
+        self._shard = None
 
     # -- structure -------------------------------------------------------------------------------
 

@@ -394,10 +394,10 @@ def _recurrent_variants(cls):
 
 
 def _reseeded(layer):
-    layer.generator = np.random.default_rng(DROPOUT_SEED)
+    layer.random_stream = fd.random.CounterStream(DROPOUT_SEED)
 
 
-#: The dropout cases re-seed the layer's generator before every forward pass: one fixed mask.
+#: The dropout cases reset the layer's counter-based stream before every forward pass: one fixed mask.
 DROPOUT_SEED = 7
 
 
