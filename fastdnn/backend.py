@@ -362,26 +362,67 @@ class CudaEngine:
             self._backward(gradients)
         return total, predictions, output_losses
 
-    def train_step(self, xb, tb, n_global=None):
+    def train_step(self, xb, tb, n_global=None, first_row=0):
         """Forward, loss, backward and one optimizer step on device batch arrays; returns
         ``(mean loss, device predictions, each output's weighted loss)``.
 
-        ``n_global``: the global batch's size when ``xb`` is this rank's shard of it (data parallel);
-        the gradients are then summed over the ranks before the step, and the loss returned is the
-        global batch's. A non-finite loss skips the step, as on the CPU.
+        ``n_global``: the global batch's size when ``xb`` is this rank's shard of it (data parallel),
+        and ``first_row`` where the shard begins in it; the gradients are then summed over the ranks
+        before the step, and the loss returned is the global batch's. A non-finite loss skips the
+        step, as on the CPU.
         """
-        parallel = self.model._parallel
+        model = self.model
+        parallel = model._parallel
         n_local = _listed(xb)[0].shape[0]
         n_global = n_local if n_global is None else n_global
+        shard = getattr(model, "_shard", None)
+        if shard is not None:  # the layers that need the whole batch (batch norm, dropout) read it
+            shard.first_row = first_row
         if n_local:
             loss_value, y_pred, output_losses = self.loss_and_gradients(xb, tb, parallel.share(n_local, n_global))
         else:  # more ranks than rows in this batch: contribute nothing
-            loss_value, y_pred, output_losses = 0.0, None, [0.0] * len(self.model._outputs)
+            self._empty_pass(xb)
+            loss_value, y_pred, output_losses = 0.0, None, [0.0] * len(model._outputs)
         if parallel.size > 1:
             loss_value = self._transport().step(loss_value, n_local, n_global)
+            self._average_replicated_state(parallel.share(n_local, n_global) if n_global else 0.0)
         if np.isfinite(loss_value):
             self.model.optimizer.step(self.params, self.grads, self.offsets)
         return loss_value, y_pred, output_losses
+
+    def _empty_pass(self, xb):
+        """`Trainer._empty_pass` on the device: forward and backward over zero rows, so that the layers
+        that depend on the whole batch join its collectives and advance their random streams."""
+        model = self.model
+        if model._parallel.size == 1 or not any(getattr(layer, "shard", None) is not None for layer in model._layers):
+            return
+        self._run_forward(_listed(xb), training=True)
+        gradients = [None] * model._slot_count
+        for k, output in enumerate(model._outputs):
+            gradients[output.slot] = self._pool.get(("dloss", k), (0, *output.shape), model.dtype)
+        self._backward(gradients)
+
+    def _average_replicated_state(self, share):
+        """`Trainer._average_replicated_state` on the device: the moving statistics that each rank
+        updates from its own shard, averaged over the ranks (weighted by shard size) through the host."""
+        arrays = [array for handler in self.handlers for array in getattr(handler, "replicated_state", tuple)()]
+        if not arrays:
+            return
+        total = sum(array.size for array in arrays)
+        if getattr(self, "_replicated", None) is None or self._replicated[0].size != total:
+            self._replicated = (np.empty(total, dtype=np.float64), np.empty(total, dtype=arrays[0].dtype))
+        summed, values = self._replicated
+        position = 0
+        for array in arrays:
+            array.copy_to_host(values[position : position + array.size])
+            position += array.size
+        np.multiply(values, share, out=summed)  # as the CPU: float64 products of the float32 values
+        self.model._parallel.allreduce_sum(summed)
+        values[...] = summed
+        position = 0
+        for array in arrays:
+            array.copy_to_device(values[position : position + array.size])
+            position += array.size
 
     def _transport(self):
         """The `device_parallel.GradientReduction` of the current device buffers (made on first use)."""
@@ -442,7 +483,7 @@ class CudaEngine:
                 xb = [b.reshape(count, *a.shape[1:]) for b, a in zip(batches, xs)]
                 tb = batches[len(xs):]
                 kernel_targets = model._kernel_targets(model._unlisted(tb))
-                loss_value, y_pred, output_losses = self.train_step(model._unlisted(xb), kernel_targets, stop - start)
+                loss_value, y_pred, output_losses = self.train_step(model._unlisted(xb), kernel_targets, stop - start, lo - start)
                 if not np.isfinite(loss_value):
                     _publish(metrics)
                     return model._logs(loss_sum / max(seen, 1), output_sums / max(seen, 1)), (batch, loss_value)

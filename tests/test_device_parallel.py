@@ -17,10 +17,12 @@ from tests.test_distributed import _missing_mpi
 needs_mpi = pytest.mark.skipif(_missing_mpi() is not None, reason=f"needs real MPI processes: {_missing_mpi()}")
 needs_simulator = pytest.mark.skipif(not backend.simulating(), reason="runs in numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)")
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "train_on_device_ranks.py")
-BATCH, EPOCHS = 7, 2  # 18 training rows: global batches of 7, 7, 4, shards of 4 + 3, 4 + 3, 2 + 2
+# 19 training rows (26, less a quarter for validation): in batches of 7, shards of 4 + 3, 4 + 3, 3 + 2 rows;
+# the script's batch norm + dropout models take batches of 6: 6, 6, 6 and 1, whose shards are 1 and 0 rows
+BATCH, EPOCHS = 7, 2
 
 
-def _data(n=24):
+def _data(n=26):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 4)).astype(np.float32)
     return x, (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
@@ -50,23 +52,31 @@ def two_ranks(tmp_path_factory):
     return out, result, reports
 
 
-def _one_process():
+def _one_process(transport):
     """The same model and global batches in one process on the CPU: the reference."""
     x, y = _data()
     fd.set_seed(5)
-    model = fd.Sequential([fd.layers.Dense(5, activation="tanh", input_shape=(4,)), fd.layers.Dense(3, activation="softmax")])
+    if transport == "staged":
+        layers, batch_size = [fd.layers.Dense(5, activation="tanh", input_shape=(4,)), fd.layers.Dense(3, activation="softmax")], BATCH
+    else:
+        layers = [
+            fd.layers.Dense(6, activation="relu", input_shape=(4,)), fd.layers.BatchNormalization(), fd.layers.Dropout(0.3),
+            fd.layers.Dense(3, activation="softmax"),
+        ]
+        batch_size = 6
+    model = fd.Sequential(layers)
     model.compile(optimizer=fd.optimizers.SGD(0.2, momentum=0.5), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     fd.set_seed(11)
-    history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, validation_split=0.25, verbose=0)
+    history = model.fit(x, y, batch_size=batch_size, epochs=EPOCHS, validation_split=0.25, verbose=0)
     return model.get_weights(), history.history
 
 
 @needs_mpi
 @needs_simulator
-@pytest.mark.parametrize("transport", ["staged", "direct"])
+@pytest.mark.parametrize("transport", ["staged", "direct"])  # direct: batch norm (synchronized) and dropout
 def test_two_gpu_ranks_train_like_one_process(two_ranks, transport):
     out, result, reports = two_ranks
-    weights, history = _one_process()
+    weights, history = _one_process(transport)
     ranks = [np.load(out / f"{transport}-weights-rank{r}.npz") for r in range(2)]
     for key in ranks[0].files:  # every rank holds the same model, bit for bit
         np.testing.assert_array_equal(ranks[0][key], ranks[1][key])
@@ -79,7 +89,7 @@ def test_two_gpu_ranks_train_like_one_process(two_ranks, transport):
         for key, values in history.items():
             np.testing.assert_allclose(report[transport]["history"][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
     # only rank 0 prints progress and writes logs
-    assert result.stdout.count(f"Epoch {EPOCHS}/{EPOCHS}") == 2  # once per fit
+    assert result.stdout.count(f"Epoch {EPOCHS}/{EPOCHS}") == 4  # once per fit
     assert (out / f"{transport}-log-rank0.csv").exists() and not (out / f"{transport}-log-rank1.csv").exists()
 
 
@@ -165,3 +175,22 @@ def test_both_transports_sum_the_device_gradients_in_place(direct):
     # MPI is handed the device buffer itself (CUDA-aware; in the simulator its host storage), or a host copy of it
     handed = transport._device.reduction if direct else transport._host.reduction
     assert np.shares_memory(handed, reduction._ary) == direct
+
+
+@needs_mpi
+@needs_simulator
+def test_unsynchronized_batch_norm_on_gpu_ranks_follows_the_cpu_ranks(two_ranks):
+    """synchronized=False: each rank normalizes its shard, the moving statistics are averaged over the
+    ranks after every step; the device ranks do what the CPU ranks do, and stay identical."""
+    out, _, reports = two_ranks
+    devices = {device: [np.load(out / f"unsynchronized-{device}-weights-rank{r}.npz") for r in range(2)] for device in ("cuda", "cpu")}
+    for ranks in devices.values():
+        for key in ranks[0].files:  # moving statistics included: the same on every rank
+            np.testing.assert_array_equal(ranks[0][key], ranks[1][key])
+    for key in devices["cpu"][0].files:
+        np.testing.assert_allclose(devices["cuda"][0][key], devices["cpu"][0][key], rtol=2e-5, atol=2e-6)
+    for key, values in reports[0]["unsynchronized-cpu"]["history"].items():
+        np.testing.assert_allclose(reports[0]["unsynchronized-cuda"]["history"][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
+    # and they differ from the synchronized model's: the setting is not ignored
+    synchronized = np.load(out / "direct-weights-rank0.npz")
+    assert not np.allclose(synchronized["arr_4"], devices["cuda"][0]["arr_4"])  # moving means
