@@ -23,6 +23,7 @@ Either way the traffic between host and device per step is the gradient buffer a
 import ctypes
 import os
 import socket
+import sys
 
 import numpy as np
 
@@ -64,6 +65,17 @@ def choose_gpu(rank, size, local_rank, gpus, own_visible_devices, share):
         f"{gpus} rank(s) per host, give each rank its own GPU with CUDA_VISIBLE_DEVICES, or set {SHARE_GPUS}=1 to let "
         f"ranks share GPUs (slower; meant for tests)"
     )
+
+
+def several_ranks():
+    """Whether this process is one of several started by an MPI launcher (Open MPI's or a PMI one's
+    environment, or an initialized mpi4py world of more than one), without starting MPI."""
+    for name in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 1:
+            return True
+    mpi4py = sys.modules.get("mpi4py.MPI")
+    return bool(mpi4py is not None and mpi4py.Is_initialized() and not mpi4py.Is_finalized() and mpi4py.COMM_WORLD.Get_size() > 1)
 
 
 def local_rank(parallel):

@@ -106,6 +106,24 @@ def test_bad_device_setups_raise_the_same_error_on_every_rank(two_ranks):
     # ranks compiled for different devices
     disagree = {report["disagree"] for report in reports}
     assert disagree == {'fit: the 2 ranks disagree on device: rank 0 has "cuda", rank 1 has "cpu". Every rank must run the same model on the same data'}
+    # a rank that cannot use CUDA at all: compile passed there, fit names it on both ranks
+    assert {report["no_cuda"] for report in reports} == {"device: rank 1 of 2 cannot use CUDA: no CUDA driver on this test rank [on rank 1 of 2]"}
+
+
+def test_compile_on_one_of_several_ranks_leaves_a_missing_gpu_to_fit(monkeypatch):
+    monkeypatch.setattr(backend, "cuda_unavailable_reason", lambda: "no driver here")
+
+    def compiled():
+        model = fd.Sequential([fd.layers.Dense(2, input_shape=(3,))])
+        model.compile(loss="mse", device="cuda")
+        return model
+
+    for name in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="device: 'cuda' was asked for, but CUDA is unavailable: no driver here"):
+        compiled()
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")  # one of two ranks: the error waits for fit's agreement
+    assert compiled()._device == "cuda"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ so the ranks catch it and go on):
 
 1. two ranks on the simulator's one GPU, sharing not allowed: the "no GPU of its own" error;
 2. ranks that disagree on the device (rank 1 compiled for the CPU): the named disagreement error;
+   and rank 1 without CUDA (made so): its compile(device="cuda") passes, fit names it on every rank;
 3. with FASTDNN_SHARE_GPUS=1: an MLP trained with the gradients staged through host memory ("staged");
 4. a model with BatchNormalization (synchronized: global-batch statistics) and Dropout (each row the
    mask of one process), the device buffer handed to MPI (FASTDNN_CUDA_AWARE_MPI=1: "direct");
@@ -21,7 +22,7 @@ import sys
 import numpy as np
 
 import fastdnn as fd
-from fastdnn import distributed
+from fastdnn import backend, distributed
 
 out = sys.argv[1]
 parallel = distributed.world()
@@ -70,6 +71,11 @@ os.environ.pop("FASTDNN_SHARE_GPUS", None)
 expect_error("too_many_ranks", lambda: model_on("cuda").fit(x, y, batch_size=batch_size, epochs=1, verbose=0))
 expect_error("disagree", lambda: model_on("cpu" if parallel.rank == 1 else "cuda").fit(x, y, batch_size=batch_size, epochs=1, verbose=0))
 os.environ["FASTDNN_SHARE_GPUS"] = "1"
+available = backend.cuda_unavailable_reason
+if parallel.rank == 1:
+    backend.cuda_unavailable_reason = lambda: "no CUDA driver on this test rank"
+expect_error("no_cuda", lambda: model_on("cuda").fit(x, y, batch_size=batch_size, epochs=1, verbose=0))
+backend.cuda_unavailable_reason = available
 os.environ["FASTDNN_CUDA_AWARE_MPI"] = "0"
 fit(model_on("cuda"), "staged")
 # batches of 6, 6, 6 and 1 training rows: the last one's shards are 1 and 0 rows (an empty shard)
