@@ -164,6 +164,16 @@ def test_every_layer_family_trains_like_one_process_on_2_and_3_ranks_and_resumes
         for folder, ranks in ((two, 2), (three, 3)):
             _assert_like_one_process(_rank_results(folder, name, ranks), model, history, f"{name} on {ranks} ranks")
 
+    # per-shard statistics (synchronized=False): not one process's training, but replicas that never drift
+    for folder, ranks in ((two, 2), (three, 3)):
+        results = _rank_results(folder, "per-shard", ranks)
+        for weights, logged in results[1:]:
+            for a, b in zip(weights, results[0][0]):
+                np.testing.assert_array_equal(a, b)
+            assert logged == results[0][1]
+        synchronized = _rank_results(folder, "batch_norm", 1)[0][0]
+        assert not np.allclose(results[0][0][3], synchronized[3])  # the moving means: other statistics
+
     # the checkpoint of epoch 2 of a 2-rank run, resumed in 3 ranks and in 1, continues that run
     uninterrupted, history = families.train("graph", epochs=4)
     for folder, ranks in ((two, 2), (three, 3)):

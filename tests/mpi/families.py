@@ -84,9 +84,12 @@ def build(name, parallel=False):
     return model, x, y
 
 
-def train(name, parallel=False, epochs=EPOCHS, callbacks=None):
-    """Fit the family; its weights and history."""
+def train(name, parallel=False, epochs=EPOCHS, callbacks=None, synchronized=None):
+    """Fit the family (its batch normalizations ``synchronized`` as given, unless None); its weights and history."""
     model, x, y = build(name, parallel)
+    for layer in model.layers:
+        if synchronized is not None and isinstance(layer, L.BatchNormalization):
+            layer.synchronized = synchronized
     fd.set_seed(12)  # the shuffling (rank 0's) and the unseeded dropout keys
     history = model.fit(x, y, batch_size=BATCH, epochs=epochs, validation_split=0.2, verbose=0, callbacks=callbacks)
     return model, history.history

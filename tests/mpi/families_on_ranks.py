@@ -2,7 +2,8 @@
 
 usage: families_on_ranks.py OUT_DIR [RESUME_CHECKPOINT]
 
-Each rank writes OUT_DIR/{family}-rank{r}.npz (weights, history as JSON). The "graph" family also
+Each rank writes OUT_DIR/{family}-rank{r}.npz (weights, history as JSON), and per-shard-rank{r}.npz
+for the batch_norm family with ``synchronized=False`` (per-shard statistics). The "graph" family also
 trains 4 epochs with a checkpoint per epoch (rank 0 writes OUT_DIR/ckpt-{epoch}.fdnn). With
 RESUME_CHECKPOINT (a checkpoint of another launch, with another rank count), the ranks resume it to
 epoch 4 (OUT_DIR/resumed-rank{r}.npz). Then the ranks disagree on purpose on BatchNormalization's
@@ -31,6 +32,7 @@ def record(name, model, history):
 
 for name in families.FAMILIES:
     record(name, *families.train(name, parallel=True))
+record("per-shard", *families.train("batch_norm", parallel=True, synchronized=False))
 checkpoint = fd.callbacks.ModelCheckpoint(os.path.join(out, "ckpt-{epoch}.fdnn"))
 record("graph-4-epochs", *families.train("graph", parallel=True, epochs=4, callbacks=[checkpoint]))
 if len(sys.argv) > 2:
