@@ -149,9 +149,11 @@ class MPIDataParallel(SingleProcess):
         if len({entry for entry, _ in gathered}) > 1:
             views = [json.loads(entry) for entry, _ in gathered]
             keys = sorted(key for key in views[0] if any(view.get(key) != views[0].get(key) for view in views))
-            detail = "; ".join(
-                f"{key}: " + ", ".join(f"rank {r} has {_short(view.get(key))}" for r, view in enumerate(views)) for key in keys
-            )
+            details = []
+            for key in keys:
+                path, values = _first_difference(key, [view.get(key) for view in views])
+                details.append(f"{path}: " + ", ".join(f"rank {r} has {_short(value)}" for r, value in enumerate(values)))
+            detail = "; ".join(details)
             raise ValueError(f"{what}: the {self.size} ranks disagree on {detail}. Every rank must run the same model on the same data")
         return result
 
@@ -182,6 +184,23 @@ class Shard:
     def __init__(self, parallel=None):
         self.parallel = SingleProcess() if parallel is None else parallel
         self.first_row = 0
+
+
+def _first_difference(path, values):
+    """The deepest named place where ``values`` (one per rank, JSON-like) first differ, and the values
+    there: ``model.layers[1].config.synchronized`` rather than two whole model configs."""
+    first = values[0]
+    if all(isinstance(v, dict) for v in values) and all(set(v) == set(first) for v in values):
+        for key in first:
+            if any(v[key] != first[key] for v in values):
+                return _first_difference(f"{path}.{key}", [v[key] for v in values])
+    if all(isinstance(v, list) for v in values) and all(len(v) == len(first) for v in values):
+        for index in range(len(first)):
+            if any(v[index] != first[index] for v in values):
+                if not all(isinstance(v[index], dict) for v in values):
+                    break  # a list of numbers (a shape): shown whole
+                return _first_difference(f"{path}[{index}]", [v[index] for v in values])
+    return path, values
 
 
 def _short(value, limit=80):
