@@ -212,3 +212,13 @@ def test_unsynchronized_batch_norm_on_gpu_ranks_follows_the_cpu_ranks(two_ranks)
     # and they differ from the synchronized model's: the setting is not ignored
     synchronized = np.load(out / "direct-weights-rank0.npz")
     assert not np.allclose(synchronized["arr_4"], devices["cuda"][0]["arr_4"])  # moving means
+
+
+def test_the_gpu_guide_shows_the_error_as_raised(monkeypatch):
+    monkeypatch.setattr(device_parallel.socket, "gethostname", lambda: "gpu1")
+    with pytest.raises(ValueError) as raised:
+        device_parallel.choose_gpu(4, 5, 4, 4, False, False)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "guides", "gpu.rst"), encoding="utf-8") as handle:
+        guide = " ".join(handle.read().split())
+    assert f"ValueError: {raised.value}" in guide
