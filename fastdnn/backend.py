@@ -167,6 +167,7 @@ class CudaEngine:
         self._resident = None
         #: The per-step sum of the device gradients over data-parallel ranks (`fastdnn.device_parallel`).
         self.reduction_transport = None
+        self._replicated = None  # host buffers of `_average_replicated_state`
         #: True while an epoch runs: the device parameters are then newer than the host's.
         self._in_epoch = False
 
@@ -399,7 +400,7 @@ class CudaEngine:
         self._run_forward(_listed(xb), training=True)
         gradients = [None] * model._slot_count
         for k, output in enumerate(model._outputs):
-            gradients[output.slot] = self._pool.get(("dloss", k), (0, *output.shape), model.dtype)
+            gradients[output.slot] = self._pool.get(("empty dloss", k), (0, *output.shape), model.dtype)
         self._backward(gradients)
 
     def _average_replicated_state(self, share):
@@ -409,7 +410,7 @@ class CudaEngine:
         if not arrays:
             return
         total = sum(array.size for array in arrays)
-        if getattr(self, "_replicated", None) is None or self._replicated[0].size != total:
+        if self._replicated is None or self._replicated[0].size != total:
             self._replicated = (np.empty(total, dtype=np.float64), np.empty(total, dtype=arrays[0].dtype))
         summed, values = self._replicated
         position = 0

@@ -1,9 +1,8 @@
-"""Data-parallel training on ``device="cuda"``: ``mpirun -n 2`` in numba's CUDA simulator, one launch
-(tests/mpi/train_on_device_ranks.py) checked by several tests; the GPU choice and the two gradient
-transports also in-process.
+"""Data-parallel training on ``device="cuda"``: ONE ``mpirun -n 2`` launch in numba's CUDA simulator
+(tests/mpi/train_on_device_ranks.py), every result of it checked by one test; the GPU choice, the
+environment switches and the two gradient transports also in-process.
 """
 
-import ast
 import json
 import os
 
@@ -28,13 +27,11 @@ def _data(n=26):
     return x, (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory):
-    """One ``mpirun -n 2`` launch of the script: its output folder and the result."""
+def _launch_two_ranks(out):
+    """One ``mpirun -n 2`` launch of the script: its output folder, the result and each rank's report."""
     import subprocess
     import sys
 
-    out = tmp_path_factory.mktemp("device_ranks")
     x, y = _data()
     np.savez(out / "data.npz", x=x, y=y, batch_size=BATCH, epochs=EPOCHS)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,9 +70,17 @@ def _one_process(transport):
 
 @needs_mpi
 @needs_simulator
-@pytest.mark.parametrize("transport", ["staged", "direct"])  # direct: batch norm (synchronized) and dropout
-def test_two_gpu_ranks_train_like_one_process(two_ranks, transport):
-    out, result, reports = two_ranks
+def test_data_parallel_on_two_simulated_gpus(tmp_path):
+    """ONE launch (each costs seconds, and the simulator is slow), every check of it: one test, so that
+    pytest-xdist never runs the launch twice."""
+    out, result, reports = _launch_two_ranks(tmp_path)
+    for transport in ("staged", "direct"):  # direct: batch norm (synchronized) and dropout
+        _trains_like_one_process(out, result, reports, transport)
+    _unsynchronized_batch_norm_follows_the_cpu_ranks(out, reports)
+    _bad_device_setups_raise_the_same_error_on_every_rank(reports)
+
+
+def _trains_like_one_process(out, result, reports, transport):
     weights, history = _one_process(transport)
     ranks = [np.load(out / f"{transport}-weights-rank{r}.npz") for r in range(2)]
     for key in ranks[0].files:  # every rank holds the same model, bit for bit
@@ -93,10 +98,7 @@ def test_two_gpu_ranks_train_like_one_process(two_ranks, transport):
     assert (out / f"{transport}-log-rank0.csv").exists() and not (out / f"{transport}-log-rank1.csv").exists()
 
 
-@needs_mpi
-@needs_simulator
-def test_bad_device_setups_raise_the_same_error_on_every_rank(two_ranks):
-    _, _, reports = two_ranks
+def _bad_device_setups_raise_the_same_error_on_every_rank(reports):
     # more ranks on the host than GPUs (the simulator has one): named, with the rank and the ways out
     too_many = {report["too_many_ranks"] for report in reports}
     assert len(too_many) == 1, too_many
@@ -195,12 +197,9 @@ def test_both_transports_sum_the_device_gradients_in_place(direct):
     assert np.shares_memory(handed, reduction._ary) == direct
 
 
-@needs_mpi
-@needs_simulator
-def test_unsynchronized_batch_norm_on_gpu_ranks_follows_the_cpu_ranks(two_ranks):
+def _unsynchronized_batch_norm_follows_the_cpu_ranks(out, reports):
     """synchronized=False: each rank normalizes its shard, the moving statistics are averaged over the
     ranks after every step; the device ranks do what the CPU ranks do, and stay identical."""
-    out, _, reports = two_ranks
     devices = {device: [np.load(out / f"unsynchronized-{device}-weights-rank{r}.npz") for r in range(2)] for device in ("cuda", "cpu")}
     for ranks in devices.values():
         for key in ranks[0].files:  # moving statistics included: the same on every rank
