@@ -199,7 +199,9 @@ def test_both_transports_sum_the_device_gradients_in_place(direct):
 
 def _unsynchronized_batch_norm_follows_the_cpu_ranks(out, reports):
     """synchronized=False: each rank normalizes its shard, the moving statistics are averaged over the
-    ranks after every step; the device ranks do what the CPU ranks do, and stay identical."""
+    ranks after every step; the device ranks (their batches streamed from the host) do what the CPU
+    ranks do, and stay identical."""
+    assert reports[0]["streamed epochs"] == reports[1]["streamed epochs"] == EPOCHS
     devices = {device: [np.load(out / f"unsynchronized-{device}-weights-rank{r}.npz") for r in range(2)] for device in ("cuda", "cpu")}
     for ranks in devices.values():
         for key in ranks[0].files:  # moving statistics included: the same on every rank

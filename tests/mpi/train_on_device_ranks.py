@@ -9,7 +9,8 @@ so the ranks catch it and go on):
 4. a model with BatchNormalization (synchronized: global-batch statistics) and Dropout (each row the
    mask of one process), the device buffer handed to MPI (FASTDNN_CUDA_AWARE_MPI=1: "direct");
 5. the same model with BatchNormalization(synchronized=False), on the device and on the CPU
-   ("unsynchronized-cuda", "unsynchronized-cpu"): per-shard statistics, moving ones averaged over ranks.
+   ("unsynchronized-cuda", "unsynchronized-cpu"): per-shard statistics, moving ones averaged over ranks;
+   the device run streams its batches from the host (as for a training set too large for the device).
 
 usage: NUMBA_ENABLE_CUDASIM=1 FASTDNN_CUDA_BLOCK=8 ... mpirun -n 2 python train_on_device_ranks.py OUT_DIR
 (small blocks: the simulator runs each CUDA thread as a Python thread)
@@ -82,7 +83,19 @@ fit(model_on("cuda"), "staged")
 os.environ["FASTDNN_CUDA_AWARE_MPI"] = "1"
 fit(model_on("cuda", "norm"), "direct", batch_size=6)
 os.environ["FASTDNN_CUDA_AWARE_MPI"] = "0"
+resident = backend.CudaEngine._resident_data
+streamed = []
+
+
+def never_resident(engine, *arrays):
+    streamed.append(True)
+    return None
+
+
+backend.CudaEngine._resident_data = never_resident
 fit(model_on("cuda", "unsynchronized"), "unsynchronized-cuda", batch_size=6)
+backend.CudaEngine._resident_data = resident
+report["streamed epochs"] = len(streamed)
 fit(model_on("cpu", "unsynchronized"), "unsynchronized-cpu", batch_size=6)
 with open(f"{out}/report-rank{parallel.rank}.json", "w") as handle:
     json.dump(report, handle)
