@@ -110,6 +110,9 @@ def _bad_device_setups_raise_the_same_error_on_every_rank(reports):
     assert disagree == {'fit: the 2 ranks disagree on device: rank 0 has "cuda", rank 1 has "cpu". Every rank must run the same model on the same data'}
     # a rank that cannot use CUDA at all: compile passed there, fit names it on both ranks
     assert {report["no_cuda"] for report in reports} == {"device: rank 1 of 2 cannot use CUDA: no CUDA driver on this test rank [on rank 1 of 2]"}
+    # weights that overflow: every rank sees the same summed loss and raises the same error
+    diverged = {report["diverged"] for report in reports}
+    assert len(diverged) == 1 and next(iter(diverged)).startswith("learning_rate: training diverged at epoch 1, batch "), diverged
 
 
 def test_compile_on_one_of_several_ranks_leaves_a_missing_gpu_to_fit(monkeypatch):
