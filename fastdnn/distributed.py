@@ -108,7 +108,7 @@ class MPIDataParallel(SingleProcess):
         """
         if not isinstance(values, np.ndarray) or values.dtype.kind != "f" or not values.flags.c_contiguous:
             received = (
-                f"a{'' if values.flags.c_contiguous else ' non-contiguous'} array of dtype {values.dtype}"
+                f"{'an' if values.flags.c_contiguous else 'a non-contiguous'} array of dtype {values.dtype}"
                 if isinstance(values, np.ndarray) else type(values).__name__
             )
             raise TypeError(f"values: expected a contiguous float NumPy array, received {received}")
