@@ -107,7 +107,11 @@ class MPIDataParallel(SingleProcess):
         per-feature sums); every rank must call it with an array of the same size and dtype.
         """
         if not isinstance(values, np.ndarray) or values.dtype.kind != "f" or not values.flags.c_contiguous:
-            raise TypeError(f"values: expected a contiguous float NumPy array, received {type(values).__name__}")
+            received = (
+                f"{'an' if values.flags.c_contiguous else 'a non-contiguous'} array of dtype {values.dtype}"
+                if isinstance(values, np.ndarray) else type(values).__name__
+            )
+            raise TypeError(f"values: expected a contiguous float NumPy array, received {received}")
         self.comm.Allreduce(self._mpi.IN_PLACE, values, op=self._mpi.SUM)
         return values
 

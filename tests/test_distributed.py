@@ -228,6 +228,47 @@ def test_shards_split_a_batch_like_array_split():
         assert [list(range(lo, hi)) for lo, hi in shards] == [list(part) for part in expected]
 
 
+def test_ranks_on_different_devices_get_an_error_naming_the_device():
+    """fit's agreement check covers the device: a fake second rank that compiled for "cuda"."""
+    pytest.importorskip("mpi4py")
+
+    class OtherRankOnCuda:
+        def Get_rank(self):
+            return 0
+
+        def Get_size(self):
+            return 2
+
+        def allgather(self, mine):
+            description, error = mine
+            other = json.loads(description)
+            other["device"] = "cuda"
+            return [mine, (json.dumps(other, sort_keys=True), error)]
+
+    model = fd.Sequential([fd.layers.Dense(2, input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse")
+    distributed.data_parallel(model, comm=OtherRankOnCuda())
+    with pytest.raises(ValueError, match='fit: the 2 ranks disagree on device: rank 0 has "cpu", rank 1 has "cuda"'):
+        model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0)
+
+
+def test_allreduce_sum_in_one_process_and_its_refusals():
+    values = np.arange(3.0)
+    assert distributed.SingleProcess().allreduce_sum(values) is values and values.tolist() == [0.0, 1.0, 2.0]
+    pytest.importorskip("mpi4py")
+
+    class OneOfTwo:
+        def Get_rank(self):
+            return 0
+
+        def Get_size(self):
+            return 2
+
+    for bad, received in ((np.arange(3), "an array of dtype int64"), (np.zeros((3, 2))[:, 0], "a non-contiguous array of dtype float64"), ([1.0], "list")):
+        with pytest.raises(TypeError, match=f"values: expected a contiguous float NumPy array, received {received}"):
+            distributed.MPIDataParallel(OneOfTwo()).allreduce_sum(bad)
+
+
 def test_rank_and_size_without_mpirun():
     assert (distributed.rank(), distributed.size()) == (0, 1)
 

@@ -206,3 +206,40 @@ def test_unsynchronized_shards_use_their_own_statistics_and_expose_the_moving_on
         np.testing.assert_allclose(results[rank], reference.batch_norm(x[3 * rank : 3 * rank + 3], None, None)[0], rtol=1e-10, atol=1e-12)
     single = fd.layers.BatchNormalization(synchronized=True)
     assert not single.synchronizes and single.replicated_state == ()  # one process: nothing to synchronize
+
+
+def test_synchronized_backward_matches_finite_differences_of_the_global_loss(rng):
+    """float64 central differences of ``L = sum(w * y)`` over the global batch, whose rows two
+    processes (threads) normalize together, against the shards' synchronized dL/dx."""
+    x = rng.normal(size=(5, 3)) * 2 + 1
+    w = rng.normal(size=x.shape)
+    gamma, beta = rng.normal(size=3), rng.normal(size=3)
+    shards = [slice(0, 2), slice(2, 5)]
+
+    def layers(rank, parallel):
+        layer = fd.layers.BatchNormalization()
+        layer.build((3,), np.float64)
+        layer.params["gamma"][...], layer.params["beta"][...] = gamma, beta
+        layer.shard = fd.distributed.Shard(parallel)
+        return layer
+
+    def loss(values):
+        def work(rank, parallel):
+            return float(np.sum(w[shards[rank]] * layers(rank, parallel).forward(values[shards[rank]], training=True)))
+
+        return sum(_in_two_threads(work))
+
+    def gradient(rank, parallel):
+        layer = layers(rank, parallel)
+        layer.forward(x[shards[rank]], training=True)
+        return layer.backward(w[shards[rank]]).copy()
+
+    analytic = np.concatenate(_in_two_threads(gradient))
+    numeric = np.zeros_like(x)
+    h = 1e-6
+    for index in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += h
+        down[index] -= h
+        numeric[index] = (loss(up) - loss(down)) / (2 * h)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)

@@ -416,6 +416,8 @@ def spaces():
             {
                 "axis": [-1], "momentum": [0.99, 0.5, 0.0], "epsilon": [1e-3, 0.1], "center": [True, False],
                 "scale": [True, False], "trainable": [True, False],
+                # one process: every setting normalizes with the batch's statistics (the same reference)
+                "synchronized": [None, True, False],
             },
             _batch_norm_reference, _any_input, stateful=True, refused={"axis": [1]},
         ),
