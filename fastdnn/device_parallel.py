@@ -110,6 +110,7 @@ def bind(parallel):
         if reason is not None:
             raise ValueError(f"device: rank {parallel.rank} of {parallel.size} cannot use CUDA: {reason}")
         share = _flag(SHARE_GPUS)
+        cuda_aware_mpi()  # a malformed FASTDNN_CUDA_AWARE_MPI is refused here, on every rank, not mid-epoch
         index = choose_gpu(parallel.rank, parallel.size, node.Get_rank(), gpus, own, bool(share))
         from numba import cuda
 

@@ -110,6 +110,8 @@ def _bad_device_setups_raise_the_same_error_on_every_rank(reports):
     assert disagree == {'fit: the 2 ranks disagree on device: rank 0 has "cuda", rank 1 has "cpu". Every rank must run the same model on the same data'}
     # a rank that cannot use CUDA at all: compile passed there, fit names it on both ranks
     assert {report["no_cuda"] for report in reports} == {"device: rank 1 of 2 cannot use CUDA: no CUDA driver on this test rank [on rank 1 of 2]"}
+    # a malformed switch: refused before training, on every rank
+    assert {report["malformed"] for report in reports} == {"FASTDNN_CUDA_AWARE_MPI: expected 1 or 0 (true/false, yes/no, on/off), received 'maybe' [on rank 0 of 2]"}
     # weights that overflow: every rank sees the same summed loss and raises the same error
     diverged = {report["diverged"] for report in reports}
     assert len(diverged) == 1 and next(iter(diverged)).startswith("learning_rate: training diverged at epoch 1, batch "), diverged

@@ -5,7 +5,8 @@ so the ranks catch it and go on):
 1. two ranks on the simulator's one GPU, sharing not allowed: the "no GPU of its own" error;
 2. ranks that disagree on the device (rank 1 compiled for the CPU): the named disagreement error;
    and rank 1 without CUDA (made so): its compile(device="cuda") passes, fit names it on every rank;
-   and a learning rate that makes the weights overflow: every rank raises the divergence error together;
+   a malformed FASTDNN_CUDA_AWARE_MPI, refused before training; and a learning rate that makes the
+   weights overflow: every rank raises the divergence error together;
 3. with FASTDNN_SHARE_GPUS=1: an MLP trained with the gradients staged through host memory ("staged");
 4. a model with BatchNormalization (synchronized: global-batch statistics) and Dropout (each row the
    mask of one process), the device buffer handed to MPI (FASTDNN_CUDA_AWARE_MPI=1: "direct");
@@ -87,6 +88,9 @@ def diverge():
     distributed.data_parallel(model).fit(x, np.eye(3, dtype=np.float32)[y], batch_size=batch_size, epochs=1, verbose=0)
 
 
+os.environ["FASTDNN_CUDA_AWARE_MPI"] = "maybe"
+expect_error("malformed", lambda: model_on("cuda").fit(x, y, batch_size=batch_size, epochs=1, verbose=0))
+del os.environ["FASTDNN_CUDA_AWARE_MPI"]
 expect_error("diverged", diverge)
 os.environ["FASTDNN_CUDA_AWARE_MPI"] = "0"
 fit(model_on("cuda"), "staged")
