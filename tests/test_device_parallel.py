@@ -11,20 +11,12 @@ import pytest
 
 import fastdnn as fd
 from fastdnn import backend, device_parallel, distributed
+from tests.mpi import device_models
 from tests.test_distributed import _missing_mpi
 
 needs_mpi = pytest.mark.skipif(_missing_mpi() is not None, reason=f"needs real MPI processes: {_missing_mpi()}")
 needs_simulator = pytest.mark.skipif(not backend.simulating(), reason="runs in numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)")
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "train_on_device_ranks.py")
-# 19 training rows (26, less a quarter for validation): in batches of 7, shards of 4 + 3, 4 + 3, 3 + 2 rows;
-# the script's batch norm + dropout models take batches of 6: 6, 6, 6 and 1, whose shards are 1 and 0 rows
-BATCH, EPOCHS = 7, 2
-
-
-def _data(n=26):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 4)).astype(np.float32)
-    return x, (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1).astype(int)
 
 
 def _launch_two_ranks(out):
@@ -32,8 +24,6 @@ def _launch_two_ranks(out):
     import subprocess
     import sys
 
-    x, y = _data()
-    np.savez(out / "data.npz", x=x, y=y, batch_size=BATCH, epochs=EPOCHS)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     environment = dict(
         os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
@@ -49,22 +39,10 @@ def _launch_two_ranks(out):
     return out, result, reports
 
 
-def _one_process(transport):
+def _one_process(kind):
     """The same model and global batches in one process on the CPU: the reference."""
-    x, y = _data()
-    fd.set_seed(5)
-    if transport == "staged":
-        layers, batch_size = [fd.layers.Dense(5, activation="tanh", input_shape=(4,)), fd.layers.Dense(3, activation="softmax")], BATCH
-    else:
-        layers = [
-            fd.layers.Dense(6, activation="relu", input_shape=(4,)), fd.layers.BatchNormalization(), fd.layers.Dropout(0.3),
-            fd.layers.Dense(3, activation="softmax"),
-        ]
-        batch_size = 6
-    model = fd.Sequential(layers)
-    model.compile(optimizer=fd.optimizers.SGD(0.2, momentum=0.5), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    fd.set_seed(11)
-    history = model.fit(x, y, batch_size=batch_size, epochs=EPOCHS, validation_split=0.25, verbose=0)
+    model = device_models.build(kind, "cpu")
+    history = device_models.train(model, kind)
     return model.get_weights(), history.history
 
 
@@ -74,14 +52,15 @@ def test_data_parallel_on_two_simulated_gpus(tmp_path):
     """ONE launch (each costs seconds, and the simulator is slow), every check of it: one test, so that
     pytest-xdist never runs the launch twice."""
     out, result, reports = _launch_two_ranks(tmp_path)
-    for transport in ("staged", "direct"):  # direct: batch norm (synchronized) and dropout
-        _trains_like_one_process(out, result, reports, transport)
+    # staged: a graph model with two outputs; direct: batch norm (synchronized) and dropout, an empty shard
+    for transport, kind in (("staged", "graph"), ("direct", "norm")):
+        _trains_like_one_process(out, result, reports, transport, kind)
     _unsynchronized_batch_norm_follows_the_cpu_ranks(out, reports)
     _bad_device_setups_raise_the_same_error_on_every_rank(reports)
 
 
-def _trains_like_one_process(out, result, reports, transport):
-    weights, history = _one_process(transport)
+def _trains_like_one_process(out, result, reports, transport, kind):
+    weights, history = _one_process(kind)
     ranks = [np.load(out / f"{transport}-weights-rank{r}.npz") for r in range(2)]
     for key in ranks[0].files:  # every rank holds the same model, bit for bit
         np.testing.assert_array_equal(ranks[0][key], ranks[1][key])
@@ -94,7 +73,7 @@ def _trains_like_one_process(out, result, reports, transport):
         for key, values in history.items():
             np.testing.assert_allclose(report[transport]["history"][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
     # only rank 0 prints progress and writes logs
-    assert result.stdout.count(f"Epoch {EPOCHS}/{EPOCHS}") == 4  # once per fit
+    assert result.stdout.count(f"Epoch {device_models.EPOCHS}/{device_models.EPOCHS}") == 4  # once per fit
     assert (out / f"{transport}-log-rank0.csv").exists() and not (out / f"{transport}-log-rank1.csv").exists()
 
 
@@ -206,7 +185,7 @@ def _unsynchronized_batch_norm_follows_the_cpu_ranks(out, reports):
     """synchronized=False: each rank normalizes its shard, the moving statistics are averaged over the
     ranks after every step; the device ranks (their batches streamed from the host) do what the CPU
     ranks do, and stay identical."""
-    assert reports[0]["streamed epochs"] == reports[1]["streamed epochs"] == EPOCHS
+    assert reports[0]["streamed epochs"] == reports[1]["streamed epochs"] == device_models.EPOCHS
     devices = {device: [np.load(out / f"unsynchronized-{device}-weights-rank{r}.npz") for r in range(2)] for device in ("cuda", "cpu")}
     for ranks in devices.values():
         for key in ranks[0].files:  # moving statistics included: the same on every rank
