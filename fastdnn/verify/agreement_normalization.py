@@ -2,9 +2,9 @@
 
 Every branch: gamma and beta present or empty (``scale=False``, ``center=False``), training with the
 batch statistics, inference and the frozen forward with the moving ones, the backward pass with
-batch or constant statistics and with or without ``dL/dx``. The work arrays are compared too. And
-the four kernels of batch normalization synchronized over data-parallel processes (float64 sums of a
-shard; the global passes from sums that stand for several shards).
+batch or constant statistics and with or without ``dL/dx``. The work arrays are compared too.
+Synchronized batch normalization: the float64 sums of a shard, and the forward and backward passes
+of a shard from the sums of a larger (global) batch.
 """
 
 import numpy as np
@@ -49,22 +49,24 @@ def cases(rng, dtype, n, d, k):
                        [x_hat, arr(C, low=0.5, high=2.0), arr(C) if has_gamma else empty, arr(m, C), inv_m, batch_statistics,
                         zeros(C), zeros(C), zeros(C), dgamma, dbeta, dX, compute_dx],
                        [6, 7, 8, 9, 10, 11])
-    # synchronized over processes: this shard's sums, then the global passes from the sums of it and
-    # another shard of 3 rows (what the allreduce would give)
-    for has_gamma, has_beta in ((True, True), (False, False)):
+    for has_gamma, has_beta in ((True, True), (False, False), (True, False), (False, True)):
         tag = f"gamma={has_gamma},beta={has_beta}"
         gamma = arr(C) if has_gamma else empty
         beta = arr(C) if has_beta else empty
-        x, more = arr(m, C) + 3.0, arr(3, C) + 3.0
-        shift = arr(C)
-        deviations = np.concatenate([x, more]).astype(np.float64) - shift.astype(np.float64)
-        sums = np.concatenate([deviations.sum(axis=0), (deviations * deviations).sum(axis=0), [m + 3.0]])
-        yield (f"batch_norm_shifted_sums[{tag}]", "normalization", "batch_norm_shifted_sums", [x, shift, np.zeros(2 * C + 1)], [2])
+        batch = arr(m + 5, C) + 3.0  # the global batch; this process holds its first m rows
+        moving_mean, moving_var = arr(C), arr(C, low=0.1, high=2.0)
+        sums = np.zeros(2 * C + 1)
+        sums[:C] = (batch - moving_mean).sum(axis=0)
+        sums[C : 2 * C] = ((batch - moving_mean) ** 2).sum(axis=0)
+        sums[2 * C] = batch.shape[0]
         yield (f"batch_norm_global_forward[{tag}]", "normalization", "batch_norm_global_forward",
-               [x, sums, gamma, beta, epsilon, momentum, shift.copy(), arr(C, low=0.1, high=2.0), zeros(C), zeros(C), zeros(m, C), zeros(m, C)],
+               [batch[:m], sums, gamma, beta, epsilon, momentum, moving_mean, moving_var, zeros(C), zeros(C), zeros(m, C), zeros(m, C)],
                [6, 7, 8, 9, 10, 11])
-        x_hat, g = arr(m, C), arr(m, C)
-        yield (f"batch_norm_gradient_sums[{tag}]", "normalization", "batch_norm_gradient_sums", [x_hat, g, np.zeros(2 * C)], [2])
-        gradient_sums = rng.uniform(-3.0, 3.0, size=2 * C)
-        yield (f"batch_norm_global_backward[{tag}]", "normalization", "batch_norm_global_backward",
-               [x_hat, arr(C, low=0.5, high=2.0), gamma, g, gradient_sums, 1.0 / (m + 3), zeros(C), zeros(m, C)], [6, 7])
+    yield ("batch_norm_shifted_sums", "normalization", "batch_norm_shifted_sums",
+           [arr(m, C) + 3.0, arr(C), np.zeros(2 * C + 1)], [2])
+    yield ("batch_norm_gradient_sums", "normalization", "batch_norm_gradient_sums", [arr(m, C), arr(m, C), np.zeros(2 * C)], [2])
+    for has_gamma in (True, False):
+        sums = rng.uniform(-3.0, 3.0, 2 * C)
+        yield (f"batch_norm_global_backward[gamma={has_gamma}]", "normalization", "batch_norm_global_backward",
+               [arr(m, C), arr(C, low=0.5, high=2.0), arr(C) if has_gamma else empty, arr(m, C), sums, 1.0 / (m + 5), zeros(C), zeros(m, C)],
+               [6, 7])

@@ -58,9 +58,10 @@ def test_kernels_agree_with_their_cpu_twins(dtype):
     names = {r.kernel.split("[")[0] for r in results}
     assert names == {
         "embedding_forward", "embedding_backward", "dropout_forward", "dropout_backward", "batch_norm_train_forward",
-        "batch_norm_inference_forward", "batch_norm_frozen_forward", "batch_norm_backward",
+        "batch_norm_inference_forward", "batch_norm_frozen_forward", "batch_norm_backward", "batch_norm_shifted_sums",
+        "batch_norm_global_forward", "batch_norm_gradient_sums", "batch_norm_global_backward",
     }
-    assert len(results) == 31
+    assert len(results) == 39
 
 
 def test_batch_norm_reduction_with_many_features_and_tiles(monkeypatch):

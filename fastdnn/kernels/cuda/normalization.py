@@ -258,34 +258,34 @@ def batch_norm_backward(
         _input_gradient[grid(m * C), block()](x_hat, dLdY, factor, sum_g, sum_gx, batch_statistics, dX)
 
 
-# -- synchronized batch normalization: the CPU module's four kernels of a batch split over processes ----
-#
-# The per-feature sums are float64 (as on the CPU) and reduced down the rows by the same block tree as
-# the statistics above; what is per feature (the global statistics, dL/dx's factor) is one thread per
-# feature, with the CPU's expressions, so the float64 arithmetic rounds as the CPU's does.
+# -- synchronized batch normalization (the CPU module's second half): float64 per-feature sums of a
+# -- shard, and the forward / backward passes of a shard from the sums of every process ------------
 
 
 @cached_factory
-def _shard_sum_kernels(threads):
-    """The float64 per-feature sums of a shard for blocks of ``threads`` threads."""
+def _synchronized_reductions(threads):
+    """Per-feature float64 sums (the same tiles and tree as `_reduction_kernels`)."""
+    f64 = numba_type("float64")
 
     @cuda.jit
     def shifted_sums(x, shift, sums):
-        part_d = cuda.shared.array(threads, np.float64)
-        part_dd = cuda.shared.array(threads, np.float64)
+        # one shared array per line: the simulator keys them by source line
+        part_d = cuda.shared.array(threads, f64)
+        part_dd = cuda.shared.array(threads, f64)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         TX = cuda.blockDim.x
         TY = cuda.blockDim.y
         m, C = x.shape
+        if cuda.blockIdx.x == 0 and tx == 0 and ty == 0:
+            sums[2 * C] = m
         for tile in range(cuda.blockIdx.x, (C + TX - 1) // TX, cuda.gridDim.x):
             j = tile * TX + tx
             acc_d = 0.0
             acc_dd = 0.0
             if j < C:
-                s = np.float64(shift[j])
                 for i in range(ty, m, TY):
-                    d = np.float64(x[i, j]) - s
+                    d = np.float64(x[i, j]) - np.float64(shift[j])
                     acc_d += d
                     acc_dd += d * d
             part_d[ty * TX + tx] = acc_d
@@ -296,14 +296,12 @@ def _shard_sum_kernels(threads):
             if ty == 0 and j < C:
                 sums[j] = part_d[tx]
                 sums[C + j] = part_dd[tx]
-                if j == 0:
-                    sums[2 * C] = m
             cuda.syncthreads()
 
     @cuda.jit
     def gradient_sums(x_hat, dLdY, sums):
-        part_g = cuda.shared.array(threads, np.float64)
-        part_gx = cuda.shared.array(threads, np.float64)
+        part_g = cuda.shared.array(threads, f64)
+        part_gx = cuda.shared.array(threads, f64)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         TX = cuda.blockDim.x
@@ -353,7 +351,7 @@ def _global_factor(inv_std, gamma, factor):
 
 
 @cuda.jit
-def _global_input_gradient(x_hat, dLdY, sums, inv_m, factor, dX):
+def _global_input_gradient(x_hat, dLdY, factor, sums, inv_m, dX):
     m, C = dLdY.shape
     for e in range(cuda.grid(1), m * C, cuda.gridsize(1)):
         i = e // C
@@ -364,16 +362,14 @@ def _global_input_gradient(x_hat, dLdY, sums, inv_m, factor, dX):
 def batch_norm_shifted_sums(x, shift, sums):
     """``sums[:C] = sum_rows (x - shift)``, ``sums[C:2C] = sum_rows (x - shift)^2``, ``sums[2C] = rows`` (float64)."""
     C = x.shape[1]
-    if C == 0:
-        return
-    blocks, shape, threads = _reduction_geometry(C)
-    shifted, _ = _shard_sum_kernels(threads)
-    shifted[blocks, shape](x, shift, sums)
+    blocks, shape, threads = _reduction_geometry(max(C, 1))
+    kernel, _ = _synchronized_reductions(threads)
+    kernel[blocks, shape](x, shift, sums)
 
 
 def batch_norm_global_forward(x, sums, gamma, beta, epsilon, momentum, moving_mean, moving_var, mean, inv_std, x_hat, y):
-    """Normalize this process's rows ``x`` with the statistics of the summed `batch_norm_shifted_sums`
-    (shift: ``moving_mean`` as it was when they were taken), then update the moving statistics."""
+    """Normalize this process's rows with the statistics of the summed sums (shift: ``moving_mean``
+    as it was), then update the moving statistics."""
     m, C = x.shape
     if C == 0:
         return
@@ -383,21 +379,20 @@ def batch_norm_global_forward(x, sums, gamma, beta, epsilon, momentum, moving_me
 
 
 def batch_norm_gradient_sums(x_hat, dLdY, sums):
-    """``sums[:C] = sum_rows dL/dy`` (dL/dbeta), ``sums[C:] = sum_rows dL/dy x_hat`` (dL/dgamma), in float64."""
+    """``sums[:C] = sum_rows dL/dy``, ``sums[C:] = sum_rows dL/dy x_hat``, in float64."""
     C = dLdY.shape[1]
     if C == 0:
         return
     blocks, shape, threads = _reduction_geometry(C)
-    _, gradient = _shard_sum_kernels(threads)
-    gradient[blocks, shape](x_hat, dLdY, sums)
+    _, kernel = _synchronized_reductions(threads)
+    kernel[blocks, shape](x_hat, dLdY, sums)
 
 
 def batch_norm_global_backward(x_hat, inv_std, gamma, dLdY, sums, inv_m, factor, dX):
-    """``dX`` of this process's rows from the summed `batch_norm_gradient_sums` of every process:
-    ``gamma inv_std (dL/dy - sum dL/dy / m - x_hat sum (dL/dy x_hat) / m)`` with the global ``m``."""
+    """``dX`` of this process's rows from the summed gradient sums of every process (global ``1 / m``)."""
     m, C = dLdY.shape
     if C == 0:
         return
     _global_factor[grid(C), block()](inv_std, gamma, factor)
     if m:
-        _global_input_gradient[grid(m * C), block()](x_hat, dLdY, sums, inv_m, factor, dX)
+        _global_input_gradient[grid(m * C), block()](x_hat, dLdY, factor, sums, np.float64(inv_m), dX)
