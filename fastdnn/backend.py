@@ -339,7 +339,7 @@ class CudaEngine:
 
     def loss_and_gradients(self, xb, tb, share=1.0):
         """Mean (weighted) loss of device batches (one per input; targets one per output), with its
-        gradient left in the flat device buffer ``grads`` (not when the loss is non-finite).
+        gradient left in the flat device buffer ``grads`` (in one process, not when the loss is non-finite).
         ``share`` scales the gradient (not the loss): a data-parallel shard's weight in the global batch.
         Returns ``(loss, predictions on the device, each output's weighted loss)``.
         """
@@ -359,7 +359,9 @@ class CudaEngine:
             output_losses.append(output.weight * value)
             total += output.weight * value
             self._add_gradient(gradients, output.slot, grad.reshape(n, *output.shape))
-        if np.isfinite(total):
+        # data parallel: every rank runs backward, whatever its loss, since layers there may meet the other
+        # ranks in collectives (synchronized batch norm); a non-finite summed loss skips the step anyway
+        if np.isfinite(total) or model._parallel.size > 1:
             self._backward(gradients)
         return total, predictions, output_losses
 

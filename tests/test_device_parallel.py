@@ -207,3 +207,44 @@ def test_the_gpu_guide_shows_the_error_as_raised(monkeypatch):
     with open(os.path.join(root, "docs", "guides", "gpu.rst"), encoding="utf-8") as handle:
         guide = " ".join(handle.read().split())
     assert f"ValueError: {raised.value}" in guide
+
+
+class _CountingRanks(distributed.SingleProcess):
+    """Two ranks as one process sees them: the collectives are counted (the other rank adds nothing)."""
+
+    size = 2
+
+    def __init__(self):
+        self.layer_collectives = 0
+
+    def allreduce_sum(self, values):
+        self.layer_collectives += 1
+        return values
+
+
+@needs_simulator
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the simulator computes with NaN in NumPy
+def test_a_rank_whose_loss_overflows_still_meets_the_others_in_the_layers_collectives(monkeypatch):
+    """Synchronized batch norm sums over ranks in backward too: a rank that skipped backward on its own
+    non-finite loss would leave the others waiting there. The step itself is skipped (the summed loss
+    is not finite either)."""
+    from numba import cuda
+
+    monkeypatch.setenv(device_parallel.CUDA_AWARE, "0")
+    fd.set_seed(0)
+    model = fd.Sequential([fd.layers.Dense(3, input_shape=(4,)), fd.layers.BatchNormalization(), fd.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse", device="cuda")
+    ranks = _CountingRanks()
+    model._parallel = ranks
+    model.layers[1].shard = distributed.Shard(ranks)
+    model.layers[2].params["W"][0, 0] = np.inf  # this rank's loss: not finite
+    engine = backend.engine_for(model)
+    engine.push_params()
+    before = engine.params.copy_to_host()
+    engine._attach_optimizer()
+    x = cuda.to_device(np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32))
+    loss, _, _ = engine.train_step(x, cuda.to_device(np.zeros((5, 2), np.float32)), 10)
+    engine._detach_optimizer()
+    assert not np.isfinite(loss)
+    assert ranks.layer_collectives == 2  # batch norm's forward sums and its backward sums
+    np.testing.assert_array_equal(engine.params.copy_to_host(), before)  # (inf included)
