@@ -60,6 +60,14 @@ def seeded(seed):
 _MASK64 = (1 << 64) - 1
 
 
+def mix64(z):
+    """SplitMix64's output function on a Python integer (modulo 2^64): ``kernels.cpu.dropout.mix64``
+    for the once-per-step word, without a kernel call (a third of the cost)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
 class CounterStream:
     """A layer's counter-based random stream: the numbers of a step are a hash of (key, step, element).
 
@@ -81,11 +89,10 @@ class CounterStream:
         return self.key
 
     def next_word(self):
-        """The ``numpy.uint64`` word of the next step (``kernels.cpu.dropout``'s ``stream``); advances ``step``."""
-        from fastdnn.kernels.cpu.dropout import mix64
-
+        """The ``numpy.uint64`` word of the next step (``kernels.cpu.dropout``'s ``stream``),
+        ``mix64(key ^ mix64(step))``; advances ``step``."""
         key = self.ensure_key()
-        word = np.uint64(mix64(np.uint64((key ^ int(mix64(np.uint64(self.step)))) & _MASK64)))
+        word = np.uint64(mix64(key ^ mix64(self.step)))
         self.step += 1
         return word
 

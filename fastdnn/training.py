@@ -536,6 +536,8 @@ class Trainer:
         """Average over processes the state each one updates from its own shard (moving statistics of
         ``BatchNormalization(synchronized=False)``), weighted by shard size: one allreduce, so that
         every replica holds the same state whenever it is read."""
+        if self._parallel.size == 1:
+            return
         arrays = [array for layer in self._layers for array in getattr(layer, "replicated_state", ())]
         if not arrays:
             return

@@ -183,9 +183,7 @@ def test_every_layer_family_trains_like_one_process_on_2_and_3_ranks_and_resumes
     for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
     assert resumed.optimizer.iterations == uninterrupted.optimizer.iterations == 4 * 5
-    _assert_like_one_process(
-        _rank_results(three, "resumed", 3), resumed, {key: values for key, values in resumed_history.items()}, "resumed on 3 ranks"
-    )
+    _assert_like_one_process(_rank_results(three, "resumed", 3), resumed, resumed_history, "resumed on 3 ranks")
     for key, values in resumed_history.items():
         np.testing.assert_allclose(values, history[key][2:], rtol=1e-5, atol=1e-6, err_msg=key)
 

@@ -416,6 +416,34 @@ def _moving_statistics(layer, x, rng):
     return "random moving statistics"
 
 
+class _ShardOfTwo:
+    """A stand-in strategy: this layer holds one shard of a batch, a second process the rows ``other``
+    with a zero loss gradient. Its `allreduce_sum` adds the other rows' shifted sums in the forward
+    pass (the layer's shift, as a real process would use it) and nothing in the backward pass, so the
+    layer's synchronized forward and backward are those of a loss over this shard's outputs alone,
+    normalized with the statistics of both shards: what finite differences of the case check."""
+
+    size = 2
+
+    def __init__(self, layer, other):
+        self.layer, self.other = layer, other
+
+    def allreduce_sum(self, values):
+        C = self.layer.input_shape[-1]
+        if values.shape[0] == 2 * C + 1:  # the forward sums (the backward's have 2 C entries: zero here)
+            d = self.other.reshape(-1, C) - self.layer.state["moving_mean"]
+            values[:C] += d.sum(axis=0)
+            values[C : 2 * C] += (d * d).sum(axis=0)
+            values[2 * C] += d.shape[0]
+        return values
+
+
+def _second_shard(layer, x, rng):
+    other = rng.normal(0.5, 1.5, (3, *x.shape[1:]))
+    layer.shard = fd.distributed.Shard(_ShardOfTwo(layer, other))
+    return "synchronized with a second shard of 3 rows (zero loss gradient there)"
+
+
 def _misc_variants():
     """Flatten, Reshape, Dropout, Embedding, BatchNormalization."""
     yield LayerVariant("Flatten", "flatten", lambda _: fd.layers.Flatten(), [((2, 3, 2, 2), "full"), ((1, 4, 3), "full")])
@@ -437,6 +465,10 @@ def _misc_variants():
     yield LayerVariant("BatchNormalization", "batchnormalization", lambda _: BN(), [((4, 3), "full"), ((1, 3, 4), "full"), ((32, 16), "random")], randomize=True)
     yield LayerVariant("BatchNormalization(center=False)", "batchnormalization", lambda _: BN(center=False), [((3, 2, 2, 3), "full")], randomize=True)
     yield LayerVariant("BatchNormalization(scale=False, epsilon=0.1)", "batchnormalization", lambda _: BN(scale=False, epsilon=0.1), [((5, 2), "full")], randomize=True)
+    yield LayerVariant(
+        "BatchNormalization(synchronized: a shard of two)", "batchnormalization", lambda _: BN(), [((4, 3), "full"), ((2, 2, 3), "full")],
+        randomize=True, prepare=_second_shard,
+    )
     yield LayerVariant(
         "BatchNormalization(trainable=False: moving statistics)", "batchnormalization", lambda _: BN(trainable=False),
         [((4, 3), "full")], randomize=True, prepare=_moving_statistics,
