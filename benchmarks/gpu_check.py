@@ -18,7 +18,11 @@ Sections (each runs even when an earlier one failed; ``--only`` picks some):
 ``step``       an MLP training step at batch 4096 with 4096-wide hidden layers, products by numba and
                by cuBLAS through CuPy, against PyTorch;
 ``epochs``     an MNIST-shaped MLP epoch (b128), a LeNet epoch and an LSTM(128) epoch against PyTorch,
-               with the host-device bytes and the kernel launches of one fastdnn epoch.
+               with the host-device bytes and the kernel launches of one fastdnn epoch;
+``staging``    data parallel's staged gradient transport (`fastdnn.device_parallel.GradientReduction`)
+               on this GPU, without MPI: a stand-in second rank's gradients summed into the device
+               buffer (checked), and the step's two copies through page-locked memory timed for the
+               MNIST MLP's gradient buffer and for 100M parameters, beside pageable host memory.
 
 Timings are medians of repeated runs after a warm-up, synchronized. Exit status 0 when every
 correctness check passes, 1 otherwise, 2 without CUDA.
@@ -40,16 +44,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastdnn as fd  # noqa: E402
 from fastdnn import backend, config  # noqa: E402
 
-SECTIONS = ("kernels", "accuracy", "optim", "gemm", "step", "epochs")
+SECTIONS = ("kernels", "accuracy", "optim", "gemm", "step", "epochs", "staging")
 RESULTS = {}
 
 
 def _sizes(tiny):
     if tiny:
-        return {"shapes": (5, 7, 6), "optim": 256, "gemm": 16, "gemm_shapes": ((4, 2), (2, 2)), "step": (16, 8, 8),
+        return {"shapes": (5, 7, 6), "optim": 256, "staging": (1000, 5000), "gemm": 16, "gemm_shapes": ((4, 2), (2, 2)), "step": (16, 8, 8),
                 "repeats": 1, "mlp_n": 256, "mlp_dims": (20, 16, 8, 10), "workloads": ("mlp",), "lenet_n": 8, "lstm_n": 8, "lstm_steps": 3, "epochs": 1,
                 "digits_epochs": 1, "digits_n": 64, "digits_models": ("MLP 64-64-10",)}
-    return {"shapes": (67, 45, 131), "optim": 100_000_000, "gemm": 8192, "gemm_shapes": ((16, 4), (16, 8), (8, 8), (32, 4)),
+    return {"shapes": (67, 45, 131), "optim": 100_000_000, "staging": (535_818, 100_000_000), "gemm": 8192, "gemm_shapes": ((16, 4), (16, 8), (8, 8), (32, 4)),
             "step": (4096, 4096, 784), "repeats": 10, "mlp_n": 60000, "mlp_dims": (784, 512, 256, 10), "workloads": ("mlp", "lenet", "lstm"), "lenet_n": 60000, "lstm_n": 12800, "lstm_steps": 50,
             "epochs": 3, "digits_epochs": 15, "digits_n": None,
             "digits_models": ("MLP 64-64-10", "CNN conv16-pool-conv32-gap", "LSTM(32) over 8 rows")}
@@ -546,6 +550,55 @@ def time_epochs(sizes):
     RESULTS["epochs"] = rows
 
 
+class _StandInRank:
+    """A data-parallel strategy of two ranks without MPI: the "other rank" adds ``other`` (or nothing)."""
+
+    size = 2
+
+    def __init__(self, other=None):
+        self.other = other
+
+    def reduce_step(self, store, loss_value, n_local, n_global):
+        buffer = store.reduction
+        buffer[-1] = loss_value * n_local / n_global
+        if self.other is not None:
+            buffer += self.other
+        return float(buffer[-1])
+
+
+def check_staging(sizes):
+    from numba import cuda
+
+    from fastdnn.device_parallel import GradientReduction
+
+    rng = np.random.default_rng(0)
+    small = sizes["staging"][0]
+    mine, other = rng.random(small + 1, dtype=np.float32), rng.random(small + 1, dtype=np.float32)
+    reduction = cuda.to_device(mine)
+    loss = GradientReduction(_StandInRank(other), reduction, direct=False).step(0.5, 3, 4)
+    ok = bool(np.array_equal(reduction.copy_to_host()[:-1], mine[:-1] + other[:-1]) and loss == np.float32(0.375) + other[-1])
+    rows = []
+    for n in sizes["staging"]:
+        reduction = cuda.to_device(np.zeros(n + 1, dtype=np.float32))
+        staged = GradientReduction(_StandInRank(), reduction, direct=False)
+        pageable = np.empty(n + 1, dtype=np.float32)
+
+        def through_pageable():
+            reduction.copy_to_host(pageable)
+            reduction.copy_to_device(pageable)
+
+        seconds = _median_time(lambda: staged.step(0.5, 3, 4), cuda.synchronize, max(3, sizes["repeats"]), warmup=2)
+        plain = _median_time(through_pageable, cuda.synchronize, max(3, sizes["repeats"]), warmup=2)
+        bytes_moved = 2 * 4 * (n + 1)  # to the host and back
+        rows.append({"parameters": n, "staged ms": seconds * 1e3, "staged GB/s": bytes_moved / seconds / 1e9,
+                     "pageable ms": plain * 1e3, "pageable GB/s": bytes_moved / plain / 1e9})
+        print(f"  {n:>11,} parameters: staged step {seconds * 1e3:8.3f} ms ({bytes_moved / seconds / 1e9:6.1f} GB/s), "
+              f"through pageable memory {plain * 1e3:8.3f} ms ({bytes_moved / plain / 1e9:6.1f} GB/s)")
+    RESULTS["staging"] = {"sum correct": ok, "rows": rows}
+    print(f"  a stand-in second rank's gradients summed into the device buffer: {'ok' if ok else 'WRONG'}")
+    return ok
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (the simulator, or a smoke test)")
@@ -561,7 +614,7 @@ def main(argv=None):
     sizes = _sizes(args.tiny or backend.simulating())
     RESULTS["environment"] = environment()
     print("fastdnn gpu_check: " + ", ".join(f"{k} {v}" for k, v in RESULTS["environment"].items()), flush=True)
-    checks = {"kernels": check_kernels, "accuracy": check_accuracy}
+    checks = {"kernels": check_kernels, "accuracy": check_accuracy, "staging": check_staging}
     timings = {"optim": time_optim, "gemm": time_gemm, "step": time_step, "epochs": time_epochs}
     passed = True
     for name in SECTIONS:

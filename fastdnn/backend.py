@@ -139,7 +139,9 @@ class CudaEngine:
     """Runs a compiled `Sequential` on the GPU with the numba.cuda kernels (see the module docstring).
 
     Each layer runs through its `fastdnn.device_layers` handler; the constructor refuses a layer
-    without one with a ValueError naming it. Data-parallel (MPI) training is CPU-only for now.
+    without one with a ValueError naming it. Under `fastdnn.distributed.data_parallel` each rank trains
+    on its shard of every global batch on its own GPU, and the gradient buffer is summed over ranks each
+    step (`fastdnn.device_parallel`).
     """
 
     def __init__(self, model):
@@ -151,8 +153,6 @@ class CudaEngine:
                 f"device: 'cuda' runs {', '.join(device_layers.supported_names())} layers so far; this model also has "
                 f"{', '.join(unsupported)}; compile with device='cpu'"
             )
-        if model._parallel.size != 1:
-            raise ValueError("device: 'cuda' does not support data-parallel (MPI) training yet; use device='cpu'")
         from numba import cuda
 
         self._cuda = cuda
@@ -165,6 +165,9 @@ class CudaEngine:
         self._store = None
         self._pool = _DevicePool()
         self._resident = None
+        #: The per-step sum of the device gradients over data-parallel ranks (`fastdnn.device_parallel`).
+        self.reduction_transport = None
+        self._replicated = None  # host buffers of `_average_replicated_state`
         #: True while an epoch runs: the device parameters are then newer than the host's.
         self._in_epoch = False
 
@@ -179,7 +182,10 @@ class CudaEngine:
         cuda = self._cuda
         self._store = store
         self.params = cuda.device_array(store.params.shape, dtype=store.params.dtype)
-        self.grads = cuda.device_array(store.grads.shape, dtype=store.grads.dtype)
+        # the gradients and one slot after them, as the host store's ``reduction``: one message per step
+        self.reduction = cuda.device_array(store.reduction.shape, dtype=store.reduction.dtype)
+        self.grads = self.reduction[:-1]
+        self.reduction_transport = None
         self.offsets = cuda.to_device(store.offsets)
         self._empty = cuda.device_array(0, dtype=model.dtype)
         self._empty_2d = cuda.device_array((0, 0), dtype=model.dtype)
@@ -331,10 +337,12 @@ class CudaEngine:
             if step.needs_input_grad:
                 graph.deliver(step, result, n_inputs, gradients, self._add_gradient)
 
-    def loss_and_gradients(self, xb, tb, with_grad=True):
+    def loss_and_gradients(self, xb, tb, share=1.0, with_grad=True):
         """Mean (weighted) loss of device batches (one per input; targets one per output), with its
-        gradient left in the flat device buffer ``grads`` (not when the loss is non-finite, nor with
-        ``with_grad=False``: the training-mode forward pass and loss only, as finite differences need).
+        gradient left in the flat device buffer ``grads`` (in one process, not when the loss is
+        non-finite; nor with ``with_grad=False``: the training-mode forward pass and loss only, as
+        finite differences need). ``share`` scales the gradient (not the loss): a data-parallel
+        shard's weight in the global batch.
         Returns ``(loss, predictions on the device, each output's weighted loss)``.
         """
         model = self.model
@@ -351,22 +359,86 @@ class CudaEngine:
             total += output.weight * value
             if not with_grad:
                 continue
-            if output.weight != 1.0:
-                self.k.merge.scale(grad.reshape(grad.size), model.dtype.type(output.weight), grad.reshape(grad.size))
+            scale = output.weight * share  # as on the CPU: one product, so both round alike
+            if scale != 1.0:
+                self.k.merge.scale(grad.reshape(grad.size), model.dtype.type(scale), grad.reshape(grad.size))
             self._add_gradient(gradients, output.slot, grad.reshape(n, *output.shape))
-        if with_grad and np.isfinite(total):
+        # data parallel: every rank runs backward, whatever its loss, since layers there may meet the other
+        # ranks in collectives (synchronized batch norm); a non-finite summed loss skips the step anyway
+        if with_grad and (np.isfinite(total) or model._parallel.size > 1):
             self._backward(gradients)
         return total, predictions, output_losses
 
-    def train_step(self, xb, tb):
-        """Forward, loss, backward and one optimizer step on device batch arrays; returns the mean loss.
+    def train_step(self, xb, tb, n_global=None, first_row=0):
+        """Forward, loss, backward and one optimizer step on device batch arrays; returns
+        ``(mean loss, device predictions, each output's weighted loss)``.
 
-        A non-finite loss skips the step, as on the CPU.
+        ``n_global``: the global batch's size when ``xb`` is this rank's shard of it (data parallel),
+        and ``first_row`` where the shard begins in it; the gradients are then summed over the ranks
+        before the step, and the loss returned is the global batch's. A non-finite loss skips the
+        step, as on the CPU.
         """
-        loss_value, y_pred, output_losses = self.loss_and_gradients(xb, tb)
+        model = self.model
+        parallel = model._parallel
+        n_local = _listed(xb)[0].shape[0]
+        n_global = n_local if n_global is None else n_global
+        shard = getattr(model, "_shard", None)
+        if shard is not None:  # the layers that need the whole batch (batch norm, dropout) read it
+            shard.first_row = first_row
+        if n_local:
+            loss_value, y_pred, output_losses = self.loss_and_gradients(xb, tb, parallel.share(n_local, n_global))
+        else:  # more ranks than rows in this batch: contribute nothing
+            self._empty_pass(xb)
+            loss_value, y_pred, output_losses = 0.0, None, [0.0] * len(model._outputs)
+        if parallel.size > 1:
+            loss_value = self._transport().step(loss_value, n_local, n_global)
+            self._average_replicated_state(parallel.share(n_local, n_global) if n_global else 0.0)
         if np.isfinite(loss_value):
             self.model.optimizer.step(self.params, self.grads, self.offsets)
         return loss_value, y_pred, output_losses
+
+    def _empty_pass(self, xb):
+        """`Trainer._empty_pass` on the device: forward and backward over zero rows, so that the layers
+        that depend on the whole batch join its collectives and advance their random streams."""
+        model = self.model
+        if model._parallel.size == 1 or not any(getattr(layer, "shard", None) is not None for layer in model._layers):
+            return
+        self._run_forward(_listed(xb), training=True)
+        gradients = [None] * model._slot_count
+        for k, output in enumerate(model._outputs):
+            gradients[output.slot] = self._pool.get(("empty dloss", k), (0, *output.shape), model.dtype)
+        self._backward(gradients)
+
+    def _average_replicated_state(self, share):
+        """`Trainer._average_replicated_state` on the device: the moving statistics that each rank
+        updates from its own shard, averaged over the ranks (weighted by shard size) through the host."""
+        arrays = [array for handler in self.handlers for array in getattr(handler, "replicated_state", tuple)()]
+        if not arrays:
+            return
+        total = sum(array.size for array in arrays)
+        if self._replicated is None or self._replicated[0].size != total:
+            self._replicated = (np.empty(total, dtype=np.float64), np.empty(total, dtype=arrays[0].dtype))
+        summed, values = self._replicated
+        position = 0
+        for array in arrays:
+            array.copy_to_host(values[position : position + array.size])
+            position += array.size
+        np.multiply(values, share, out=summed)  # as the CPU: float64 products of the float32 values
+        self.model._parallel.allreduce_sum(summed)
+        values[...] = summed
+        position = 0
+        for array in arrays:
+            array.copy_to_device(values[position : position + array.size])
+            position += array.size
+
+    def _transport(self):
+        """The `device_parallel.GradientReduction` of the current device buffers (made on first use)."""
+        if self.reduction_transport is None or self.reduction_transport.parallel is not self.model._parallel:
+            from fastdnn import device_parallel
+
+            direct, _ = device_parallel.cuda_aware_mpi()
+            self.reduction_transport = device_parallel.GradientReduction(self.model._parallel, self.reduction, direct)
+        return self.reduction_transport
 
     def train_epoch(self, x, targets, batch_size, shuffle, hooks):
         """`Trainer._train_epoch` on the device: same shuffling, logs, hooks and failure report."""
@@ -374,9 +446,10 @@ class CudaEngine:
         from fastdnn.kernels.cpu.data import take_rows as host_take_rows
 
         model = self.model
+        parallel = model._parallel
         xs, ts = _listed(x), _listed(targets)
         n = xs[0].shape[0]
-        order = random.generator().permutation(n) if shuffle else None
+        order = parallel.broadcast_order(random.generator().permutation(n)) if shuffle else None
         flats = [a.reshape(n, -1) for a in xs] + list(ts)
         self.push_params()
         resident = self._resident_data(x, targets, flats)
@@ -395,38 +468,40 @@ class CudaEngine:
         try:
             for batch, start in enumerate(range(0, n, batch_size)):
                 stop = min(start + batch_size, n)
-                count = stop - start
+                lo, hi = parallel.shard(start, stop)  # this rank's rows of the global batch (all of it alone)
+                count = hi - lo
                 if resident is not None:
                     if order is None:
-                        batches = [d[start:stop] for d in resident]
+                        batches = [d[lo:hi] for d in resident]
                     else:
                         batches = [self._pool.get(("batch", i), (count, d.shape[1]), d.dtype) for i, d in enumerate(resident)]
-                        for d, b in zip(resident, batches):
-                            self.k.data.take_rows(d, d_order[start:stop], b)
+                        if count:
+                            for d, b in zip(resident, batches):
+                                self.k.data.take_rows(d, d_order[lo:hi], b)
                 else:  # streamed: gather on the host, one copy per batch and array
                     if order is None:
-                        parts = [a[start:stop] for a in flats]
+                        parts = [a[lo:hi] for a in flats]
                     else:
                         parts = [h[:count] for h in hosts]
                         for a, h in zip(flats, parts):
-                            host_take_rows(a, order[start:stop], h)
+                            host_take_rows(a, order[lo:hi], h)
                     batches = [self._cuda.to_device(np.ascontiguousarray(p)) for p in parts]
                 hooks.on_train_batch_begin(batch)
                 xb = [b.reshape(count, *a.shape[1:]) for b, a in zip(batches, xs)]
                 tb = batches[len(xs):]
                 kernel_targets = model._kernel_targets(model._unlisted(tb))
-                loss_value, y_pred, output_losses = self.train_step(model._unlisted(xb), kernel_targets)
+                loss_value, y_pred, output_losses = self.train_step(model._unlisted(xb), kernel_targets, stop - start, lo - start)
                 if not np.isfinite(loss_value):
                     _publish(metrics)
                     return model._logs(loss_sum / max(seen, 1), output_sums / max(seen, 1)), (batch, loss_value)
-                if model.metrics:
-                    rows_taken = slice(start, stop) if order is None else order[start:stop]
+                if model.metrics and count:
+                    rows_taken = slice(lo, hi) if order is None else order[lo:hi]
                     for k, (output, predictions, device_targets) in enumerate(zip(model._outputs, y_pred, _listed(kernel_targets))):
                         if output.metrics:
                             metrics[k].update(predictions, device_targets, lambda k=k, output=output: _kernel_rows(output, ts[k][rows_taken]))
-                loss_sum += loss_value * count
-                output_sums += np.asarray(output_losses) * count
-                seen += count
+                loss_sum += loss_value * (stop - start)  # the global batch's mean loss
+                output_sums += np.asarray(output_losses) * count  # this rank's rows, summed over ranks at the end
+                seen += stop - start
                 if hooks.wants_batch_logs:
                     _publish(metrics)
                     logs = model._logs(loss_sum / seen, output_sums / seen)
@@ -434,6 +509,7 @@ class CudaEngine:
                 if model.stop_training:
                     break
             _publish(metrics)
+            output_sums = np.asarray(model._reduce_metrics(list(output_sums)))  # and the metrics' counts
             return model._logs(loss_sum / max(seen, 1), output_sums / max(seen, 1)), None
         finally:
             self._in_epoch = False
@@ -457,18 +533,20 @@ class CudaEngine:
                 result.reshape(n, -1)[start:stop] = y.copy_to_host().reshape(stop - start, -1)
         return model._unlisted(results, model._output_keys)
 
-    def evaluate(self, x, targets, batch_size):
-        """Loss and metrics over host arrays in kernel form (`Trainer._evaluate_arrays` on the device)."""
+    def evaluate(self, x, targets, batch_size, parallel=None):
+        """Loss and metrics over host arrays in kernel form (`Trainer._evaluate_arrays` on the device);
+        with ``parallel``, over this rank's shard of the rows, then summed over ranks (fit's validation)."""
         model = self.model
         xs, ts = _listed(x), _listed(targets)
         n = xs[0].shape[0]
+        lo, hi = (0, n) if parallel is None else parallel.shard(0, n)
         self.push_params()
         for metric in model.metrics:
             metric.reset_state()
         metrics = [DeviceMetrics(self, output.metrics, output.loss.sparse) for output in model._outputs]
         sums = np.zeros(len(ts))
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
+        for start in range(lo, hi, batch_size):
+            stop = min(start + batch_size, hi)
             batch = [self._cuda.to_device(np.ascontiguousarray(a[start:stop])) for a in xs]
             predictions = self._predictions(self._run_forward(batch, training=False))
             for k, (output, y_pred, rows) in enumerate(zip(model._outputs, predictions, ts)):
@@ -478,6 +556,8 @@ class CudaEngine:
                 if output.metrics:
                     metrics[k].update(y_pred, tb, lambda host_t=host_t: host_t)
         _publish(metrics)
+        if parallel is not None:
+            sums = np.asarray(model._reduce_metrics(list(sums)))
         sums /= n
         return model._logs(float(np.sum(sums)), sums)
 

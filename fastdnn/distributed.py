@@ -13,9 +13,11 @@ batch's mean loss); every rank then applies the same optimizer step to identical
 
     $ mpirun -n 4 python train.py
 
-Weights (and optimizer state) are broadcast from rank 0 when ``fit`` starts, the shuffling order is
-rank 0's, metrics and validation are reduced across ranks, and only rank 0 prints progress and writes
-checkpoints or CSV logs. Ranks that disagree on the model, the data or the ``fit`` arguments get the
+Weights (and optimizer state, and the dropout layers' random streams) are broadcast from rank 0 when
+``fit`` starts, the shuffling order is rank 0's, metrics and validation are reduced across ranks, and
+only rank 0 prints progress and writes checkpoints or CSV logs. Layers that see the whole batch get a
+`Shard` from ``fit``: BatchNormalization sums its statistics over the ranks with `allreduce_sum`
+(``synchronized``), and Dropout hashes each row's global position, so N ranks train like one process. Ranks that disagree on the model, the data or the ``fit`` arguments get the
 same clear error together; an exception on one rank during training aborts the whole job (with the
 traceback printed) instead of leaving the others waiting forever.
 """
@@ -44,6 +46,10 @@ class SingleProcess:
         return loss_value
 
     def reduce_sums(self, values):
+        return values
+
+    def allreduce_sum(self, values):
+        """Elementwise sum over ranks of a host float array, in place; one process: ``values`` unchanged."""
         return values
 
     def broadcast_order(self, order):
@@ -94,7 +100,20 @@ class MPIDataParallel(SingleProcess):
 
     def reduce_sums(self, values):
         """Elementwise sum of a float64 vector over ranks (epoch totals: loss, metric counts)."""
-        values = np.ascontiguousarray(values, dtype=np.float64)
+        return self.allreduce_sum(np.ascontiguousarray(values, dtype=np.float64))
+
+    def allreduce_sum(self, values):
+        """Elementwise sum over ranks of the contiguous host float array ``values``, in place; returns it.
+
+        The collective of the layers that need the whole batch (synchronized batch normalization's
+        per-feature sums); every rank must call it with an array of the same size and dtype.
+        """
+        if not isinstance(values, np.ndarray) or values.dtype.kind != "f" or not values.flags.c_contiguous:
+            received = (
+                f"{'an' if values.flags.c_contiguous else 'a non-contiguous'} array of dtype {values.dtype}"
+                if isinstance(values, np.ndarray) else type(values).__name__
+            )
+            raise TypeError(f"values: expected a contiguous float NumPy array, received {received}")
         self.comm.Allreduce(self._mpi.IN_PLACE, values, op=self._mpi.SUM)
         return values
 
@@ -111,6 +130,11 @@ class MPIDataParallel(SingleProcess):
         for value in model.optimizer.state.values():
             self.comm.Bcast(value, root=0)
         model.optimizer.iterations = self.comm.bcast(model.optimizer.iterations, root=0)
+        # the counter-based random streams (Dropout): rank 0's keys and step counts, so that every rank
+        # draws the masks one process would draw for its rows
+        streams = [layer.random_stream for layer in model.layers if getattr(layer, "random_stream", None) is not None]
+        for stream, state in zip(streams, self.comm.bcast([stream.get_state() for stream in streams], root=0)):
+            stream.set_state(state)
 
     def agree(self, what, check, what_of=lambda result: result):
         """Run ``check()`` (validation that may raise) on every rank and compare ``what_of(result)``.
@@ -131,9 +155,11 @@ class MPIDataParallel(SingleProcess):
         if len({entry for entry, _ in gathered}) > 1:
             views = [json.loads(entry) for entry, _ in gathered]
             keys = sorted(key for key in views[0] if any(view.get(key) != views[0].get(key) for view in views))
-            detail = "; ".join(
-                f"{key}: " + ", ".join(f"rank {r} has {_short(view.get(key))}" for r, view in enumerate(views)) for key in keys
-            )
+            details = []
+            for key in keys:
+                path, values = _first_difference(key, [view.get(key) for view in views])
+                details.append(f"{path}: " + ", ".join(f"rank {r} has {_short(value)}" for r, value in enumerate(values)))
+            detail = "; ".join(details)
             raise ValueError(f"{what}: the {self.size} ranks disagree on {detail}. Every rank must run the same model on the same data")
         return result
 
@@ -149,6 +175,38 @@ class MPIDataParallel(SingleProcess):
             sys.stderr.flush()
             self.comm.Abort(1)
             raise
+
+
+class Shard:
+    """What a layer that depends on the whole batch sees of a data-parallel training step.
+
+    ``parallel``: the model's strategy (`SingleProcess` or `MPIDataParallel`), whose `allreduce_sum`
+    synchronized batch normalization calls; ``first_row``: where this process's rows begin in the
+    global batch (0 in one process), so that a row's dropout mask is the one it gets in one process.
+    ``fit`` hands one Shard to every layer with a ``shard`` attribute (BatchNormalization, Dropout)
+    and moves ``first_row`` every step; outside ``fit`` layers hold a one-process Shard.
+    """
+
+    def __init__(self, parallel=None):
+        self.parallel = SingleProcess() if parallel is None else parallel
+        self.first_row = 0
+
+
+def _first_difference(path, values):
+    """The deepest named place where ``values`` (one per rank, JSON-like) first differ, and the values
+    there: ``model.layers[1].config.synchronized`` rather than two whole model configs."""
+    first = values[0]
+    if all(isinstance(v, dict) for v in values) and all(set(v) == set(first) for v in values):
+        for key in first:
+            if any(v[key] != first[key] for v in values):
+                return _first_difference(f"{path}.{key}", [v[key] for v in values])
+    if all(isinstance(v, list) for v in values) and all(len(v) == len(first) for v in values):
+        for index in range(len(first)):
+            if any(v[index] != first[index] for v in values):
+                if not all(isinstance(v[index], dict) for v in values):
+                    break  # a list of numbers (a shape): shown whole
+                return _first_difference(f"{path}[{index}]", [v[index] for v in values])
+    return path, values
 
 
 def _short(value, limit=80):

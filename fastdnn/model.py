@@ -17,7 +17,7 @@ import copy
 
 import numpy as np
 
-from fastdnn import config, distributed, export, graph, layers as layers_module
+from fastdnn import config, device_parallel, distributed, export, graph, layers as layers_module
 from fastdnn import losses, metrics as metrics_module, optimizers, saving, training, validation
 from fastdnn.buffers import BufferPool
 from fastdnn.params import ParameterStore
@@ -108,6 +108,8 @@ class Model(training.Trainer):
         self._cuda = None
         #: How fit splits and reduces work: one process, or data parallel (fastdnn.distributed).
         self._parallel = distributed.SingleProcess()
+        #: During fit: the `fastdnn.distributed.Shard` handed to the layers that need the whole batch.
+        self._shard = None
 
     # -- structure -------------------------------------------------------------------------------
 
@@ -240,11 +242,19 @@ class Model(training.Trainer):
         device : "cpu" or "cuda", optional
             Where training and inference run (default ``fastdnn.config.device()``). ``"cuda"`` keeps
             parameters, optimizer state and batches on the GPU (numba.cuda kernels, ``pip install
-            'fastdnn[cuda]'``); a ValueError names ``device`` when CUDA is unavailable.
+            'fastdnn[cuda]'``); a ValueError names ``device`` when CUDA is unavailable (on one of
+            several MPI ranks: at ``fit``, on every rank, so that no rank waits for it).
         """
         from fastdnn import backend
 
-        device = backend.check_device(config.device() if device is None else device, "device")
+        device = config.device() if device is None else device
+        try:
+            backend.check_device(device, "device")
+        except ValueError:
+            # One of several MPI ranks without CUDA: raising here, alone, would leave the other ranks
+            # waiting in fit; under data_parallel fit raises on every rank, naming this one.
+            if device != "cuda" or not device_parallel.several_ranks():
+                raise
         count = self._output_count()
         names = self._known_output_names()
         loss_list = _per_output(loss, "loss", count, names, _is_single_loss)
@@ -270,7 +280,7 @@ class Model(training.Trainer):
         elif self.built:
             self.optimizer.build(self._store.size, self.dtype)
             self._link_loss_and_metrics()
-        if device == "cuda" and self.built:
+        if device == "cuda" and self.built and backend.cuda_available():
             backend.engine_for(self)  # refuses unsupported layers and graphs now rather than in fit
 
     def _output_count(self):

@@ -58,6 +58,11 @@ def save_model(model, path, include_optimizer=True):
                 arrays[entry] = values
                 manifest["optimizer_state"]["buffers"].append({"name": name, "file": entry})
     manifest["random_state"] = random.generator().bit_generator.state
+    # each Dropout's counter-based stream (key and step count): a resumed run draws the masks an
+    # uninterrupted one would, in any number of data-parallel processes
+    manifest["layer_random_streams"] = {
+        layer.name: layer.random_stream.get_state() for layer in model.layers if getattr(layer, "random_stream", None) is not None
+    }
     _write_atomically(path, manifest, arrays)
 
 
@@ -281,7 +286,22 @@ def load_model(path, compile=True, custom_objects=None):
                 random.generator().bit_generator.state = manifest["random_state"]
             except (TypeError, ValueError, KeyError) as error:
                 raise FileFormatError(f"{path}: invalid random state ({error})") from None
+        _restore_random_streams(model, manifest.get("layer_random_streams", {}), path)
     return model
+
+
+def _restore_random_streams(model, saved, path):
+    """Give each layer with a random stream its saved key and step count (files from before the
+    counter-based streams have none: the layers then start afresh)."""
+    if not isinstance(saved, dict):
+        raise FileFormatError(f"{path}: invalid layer random streams (expected a dict by layer name, received {type(saved).__name__})")
+    for layer in model.layers:
+        state = saved.get(layer.name)
+        if state is not None and getattr(layer, "random_stream", None) is not None:
+            try:
+                layer.random_stream.set_state(state)
+            except ValueError as error:
+                raise FileFormatError(f"{path}: invalid random stream of layer {layer.name!r} ({error})") from None
 
 
 def _model_from_manifest(manifest, custom_objects=None):

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from fastdnn import backend, callbacks as callbacks_module
-from fastdnn import config, graph, random, threads, validation
+from fastdnn import config, device_parallel, distributed, graph, random, threads, validation
 from fastdnn.kernels.cpu.data import all_finite, take_rows
 
 _PREDICT_BATCH = 1024  # rows per chunk when batch_size is None: big enough for BLAS, small for memory
@@ -193,12 +193,18 @@ class Trainer:
                 "batch_size": size,
                 "epochs": count,
                 "sample_weight": None if checked[9] is None else [repr(float(np.sum(w))) for w in checked[9]],
+                "device": self._device,
             }
 
         checked = parallel.agree("fit", prepare, description)
         x, targets, x_val, t_val, batch_size, epochs, verbose, shuffle, initial_epoch, weights, w_val, validation = checked
+        if self._device == "cuda" and parallel.size > 1:
+            device_parallel.bind(parallel)  # one GPU per rank, or the same error on every rank
         if self._packed_layers != tuple(layer for layer in self._layers if layer.trainable):
             self._pack()
+        for layer in self._layers:  # a random stream without a key draws it now, before rank 0's is broadcast
+            if getattr(layer, "random_stream", None) is not None:
+                layer.random_stream.ensure_key()
         parallel.broadcast_variables(self)
         if not parallel.is_root:
             verbose = 0
@@ -219,6 +225,7 @@ class Trainer:
         self.stop_training = False
         terminate_on_nan = [c for c in callbacks if isinstance(c, callbacks_module.TerminateOnNaN)]
         snapshot = _Snapshot(self)
+        self._give_layers_the_shard(distributed.Shard(parallel))
         hooks.on_train_begin()
         try:
             parallel.guard(
@@ -232,8 +239,17 @@ class Trainer:
             # weights of its last completed step.
             if self._cuda is not None:
                 self._cuda.release_data()
+            self._give_layers_the_shard(None)
             hooks.on_train_end()
         return self.history
+
+    def _give_layers_the_shard(self, shard):
+        """Hand ``shard`` (`fastdnn.distributed.Shard`; None: a one-process one) to the layers that
+        depend on the whole batch (those with a ``shard`` attribute): they do not know the model."""
+        self._shard = shard
+        for layer in self._layers:
+            if getattr(layer, "shard", None) is not None:
+                layer.shard = distributed.Shard() if shard is None else shard
 
     def _fit_arguments(
         self, x, y, batch_size, epochs, verbose, shuffle, initial_epoch, validation_split, validation_data,
@@ -431,7 +447,7 @@ class Trainer:
                     wb = [b[: hi - lo, 0] for b in w_buffers]
             hooks.on_train_batch_begin(batch)
             shaped = [b.reshape(hi - lo, *a.shape[1:]) for b, a in zip(xb, xs)]
-            loss_value = self._train_step(self._unlisted(shaped), self._kernel_targets(self._unlisted(tb)), stop - start, wb)
+            loss_value = self._train_step(self._unlisted(shaped), self._kernel_targets(self._unlisted(tb)), stop - start, wb, lo - start)
             threads.training_step(self)  # times steps to choose the thread count (fastdnn.threads)
             if not math.isfinite(loss_value):
                 return self._logs(loss_sum / max(seen, 1), output_sums / max(seen, 1)), (batch, loss_value)
@@ -473,23 +489,28 @@ class Trainer:
                 logs[f"{output.name}_{metric.name}"] = float(metric.result())
         return logs
 
-    def _train_step(self, xb, tb, n_global=None, weights=None):
+    def _train_step(self, xb, tb, n_global=None, weights=None, first_row=0):
         """Forward, loss, backward and one optimizer step on a batch; returns the batch's mean loss.
 
-        ``n_global`` is the size of the global batch when ``xb`` is this process's shard of it;
-        ``weights``: the batch's sample weights per output (None: unweighted).
-        A non-finite loss skips the step, so that its NaN never reaches the weights.
+        ``n_global`` is the size of the global batch when ``xb`` is this process's shard of it, and
+        ``first_row`` where the shard begins in it; ``weights``: the batch's sample weights per output
+        (None: unweighted). A non-finite loss skips the step, so that its NaN never reaches the weights.
         """
         n_local = _listed(xb)[0].shape[0]
         n_global = n_local if n_global is None else n_global
         parallel = self._parallel
+        shard = getattr(self, "_shard", None)
+        if shard is not None:
+            shard.first_row = first_row
         if n_local:
             loss_value, y_pred = self._loss_and_gradients(xb, tb, parallel.share(n_local, n_global), weights)
         else:  # more processes than rows in this batch: contribute nothing
+            self._empty_pass(xb)
             loss_value, y_pred = 0.0, None
             self._output_losses = [0.0] * len(self._outputs)
             self._store.grads[:] = 0
         loss_value = parallel.reduce_step(self._store, loss_value, n_local, n_global)
+        self._average_replicated_state(parallel.share(n_local, n_global) if n_global else 0.0)
         if not math.isfinite(loss_value):
             return loss_value
         self.optimizer.step(self._store.params, self._store.grads, self._store.offsets)
@@ -498,6 +519,39 @@ class Trainer:
                 for metric in output.metrics:
                     metric.update(predictions, targets)
         return loss_value
+
+    def _empty_pass(self, xb):
+        """Forward and backward over zero rows, for a process whose shard of a batch is empty: the
+        layers that depend on the whole batch still take part in its collectives (synchronized batch
+        normalization's allreduces) and advance their random streams, as the other processes do."""
+        if self._parallel.size == 1 or not any(getattr(layer, "shard", None) is not None for layer in self._layers):
+            return
+        self._run_forward(_listed(xb), training=True)
+        gradients = [None] * self._slot_count
+        for output in self._outputs:
+            gradients[output.slot] = np.zeros((0, *output.shape), dtype=self.dtype)
+        self._backward(gradients)
+
+    def _average_replicated_state(self, share):
+        """Average over processes the state each one updates from its own shard (moving statistics of
+        ``BatchNormalization(synchronized=False)``), weighted by shard size: one allreduce, so that
+        every replica holds the same state whenever it is read."""
+        if self._parallel.size == 1:
+            return
+        arrays = [array for layer in self._layers for array in getattr(layer, "replicated_state", ())]
+        if not arrays:
+            return
+        total = sum(array.size for array in arrays)
+        buffer = self._pool.get("replicated_state", (total,), np.float64)
+        position = 0
+        for array in arrays:
+            np.multiply(array.reshape(-1), share, out=buffer[position : position + array.size])
+            position += array.size
+        self._parallel.allreduce_sum(buffer)
+        position = 0
+        for array in arrays:
+            array.reshape(-1)[...] = buffer[position : position + array.size]
+            position += array.size
 
     # -- inference -------------------------------------------------------------------------------
 
@@ -557,7 +611,7 @@ class Trainer:
         """Loss and metrics over arrays in kernel form; with ``parallel``, over this process's shard,
         then summed over processes (fit's validation); ``weights``: sample weights per output, or None."""
         if self._device == "cuda":
-            return backend.engine_for(self).evaluate(x, targets, batch_size)
+            return backend.engine_for(self).evaluate(x, targets, batch_size, parallel)
         for metric in self.metrics:
             metric.reset_state()
         xs, ts = _listed(x), _listed(targets)

@@ -4,6 +4,7 @@ Skipped where mpirun or mpi4py is missing; CI installs Open MPI and the ``mpi`` 
 """
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import fastdnn as fd
 from fastdnn import distributed
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "train_on_ranks.py")
+FAMILIES_SCRIPT = os.path.join(os.path.dirname(__file__), "mpi", "families_on_ranks.py")
 
 def _missing_mpi():
     """Why the multi-process tests cannot run here, or None: each missing piece named with its install."""
@@ -32,13 +34,13 @@ def _missing_mpi():
 needs_mpi = pytest.mark.skipif(_missing_mpi() is not None, reason=f"needs real MPI processes: {_missing_mpi()}")
 
 
-def _mpirun(ranks, *args, timeout=300):
+def _mpirun(ranks, *args, timeout=300, script=SCRIPT):
     # PYTHONPATH: the ranks import this checkout's fastdnn (the script's folder comes first on sys.path,
     # so without it they would import whichever fastdnn is installed)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     environment = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", PYTHONPATH=path)
-    command = ["mpirun", "--oversubscribe", "-n", str(ranks), sys.executable, SCRIPT, *args]
+    command = ["mpirun", "--oversubscribe", "-n", str(ranks), sys.executable, script, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
 
 
@@ -113,6 +115,88 @@ def test_a_rank_that_raises_ends_the_whole_job(tmp_path):
     assert "rank 1 of 2 failed; aborting the job" in result.stderr
 
 
+def _rank_results(folder, name, ranks):
+    """Each rank's weights and history of one run of tests/mpi/families_on_ranks.py."""
+    results = []
+    for rank in range(ranks):
+        with np.load(folder / f"{name}-rank{rank}.npz") as saved:
+            weights = [saved[f"arr_{i}"] for i in range(len(saved.files) - 1)]
+            results.append((weights, json.loads(str(saved["history"]))))
+    return results
+
+
+def _assert_like_one_process(results, model, history, what):
+    weights, logged = results[0]
+    for rank, (other, other_logged) in enumerate(results[1:], 1):  # every rank holds the same model, bit for bit
+        for k, (a, b) in enumerate(zip(weights, other)):
+            np.testing.assert_array_equal(b, a, err_msg=f"{what}: rank {rank}, weight {k}")
+        assert other_logged == logged, what
+    expected = model.get_weights()
+    assert len(weights) == len(expected), what
+    for k, (a, b) in enumerate(zip(weights, expected)):  # one process on the same global batches
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6, err_msg=f"{what}: weight {k}")
+    assert sorted(logged) == sorted(history), what
+    for key in history:
+        np.testing.assert_allclose(logged[key], history[key], rtol=1e-5, atol=1e-6, err_msg=f"{what}: {key}")
+
+
+@needs_mpi
+def test_every_layer_family_trains_like_one_process_on_2_and_3_ranks_and_resumes_across_rank_counts(tmp_path):
+    """ONE launch per rank count trains every family (tests/mpi/families.py); the 3-rank launch also
+    resumes a checkpoint that rank 0 of the 2-rank launch wrote."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "mpi"))
+    try:
+        import families
+    finally:
+        sys.path.pop(0)
+    two, three = tmp_path / "two", tmp_path / "three"
+    two.mkdir()
+    three.mkdir()
+    result = _mpirun(2, str(two), script=FAMILIES_SCRIPT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    checkpoint = two / "ckpt-2.fdnn"
+    assert sorted(p.name for p in two.glob("ckpt-*")) == [f"ckpt-{e}.fdnn" for e in (1, 2, 3, 4)]
+    result = _mpirun(3, str(three), str(checkpoint), script=FAMILIES_SCRIPT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    for name in families.FAMILIES:
+        model, history = families.train(name)
+        for folder, ranks in ((two, 2), (three, 3)):
+            _assert_like_one_process(_rank_results(folder, name, ranks), model, history, f"{name} on {ranks} ranks")
+
+    # per-shard statistics (synchronized=False): not one process's training, but replicas that never drift
+    for folder, ranks in ((two, 2), (three, 3)):
+        results = _rank_results(folder, "per-shard", ranks)
+        for weights, logged in results[1:]:
+            for a, b in zip(weights, results[0][0]):
+                np.testing.assert_array_equal(a, b)
+            assert logged == results[0][1]
+        synchronized = _rank_results(folder, "batch_norm", 1)[0][0]
+        assert not np.allclose(results[0][0][3], synchronized[3])  # the moving means: other statistics
+
+    # the checkpoint of epoch 2 of a 2-rank run, resumed in 3 ranks and in 1, continues that run
+    uninterrupted, history = families.train("graph", epochs=4)
+    for folder, ranks in ((two, 2), (three, 3)):
+        _assert_like_one_process(_rank_results(folder, "graph-4-epochs", ranks), uninterrupted, history, f"4 epochs on {ranks} ranks")
+    _, x, y = families.build("graph")
+    resumed, resumed_history = families.resume(checkpoint, x, y)
+    for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    assert resumed.optimizer.iterations == uninterrupted.optimizer.iterations == 4 * 5
+    _assert_like_one_process(_rank_results(three, "resumed", 3), resumed, resumed_history, "resumed on 3 ranks")
+    for key, values in resumed_history.items():
+        np.testing.assert_allclose(values, history[key][2:], rtol=1e-5, atol=1e-6, err_msg=key)
+
+    # ranks that disagree on synchronized all raise the same error, which names the setting
+    for folder, ranks in ((two, 2), (three, 3)):
+        messages = {(folder / f"disagree-rank{r}.txt").read_text() for r in range(ranks)}
+        assert messages == {
+            f"fit: the {ranks} ranks disagree on model.layers[1].config.synchronized: rank 0 has null, "
+            + ", ".join(f"rank {r} has {'false' if r == 1 else 'null'}" for r in range(1, ranks))
+            + ". Every rank must run the same model on the same data"
+        }
+
+
 def test_without_mpi_the_same_script_trains_as_one_process():
     model = fd.Sequential([fd.layers.Dense(2, activation="softmax", input_shape=(3,))])
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
@@ -140,6 +224,47 @@ def test_shards_split_a_batch_like_array_split():
         shards = [distributed.MPIDataParallel(FakeComm(rank, size)).shard(5, 5 + total) for rank in range(size)]
         expected = np.array_split(np.arange(5, 5 + total), size)
         assert [list(range(lo, hi)) for lo, hi in shards] == [list(part) for part in expected]
+
+
+def test_ranks_on_different_devices_get_an_error_naming_the_device():
+    """fit's agreement check covers the device: a fake second rank that compiled for "cuda"."""
+    pytest.importorskip("mpi4py")
+
+    class OtherRankOnCuda:
+        def Get_rank(self):
+            return 0
+
+        def Get_size(self):
+            return 2
+
+        def allgather(self, mine):
+            description, error = mine
+            other = json.loads(description)
+            other["device"] = "cuda"
+            return [mine, (json.dumps(other, sort_keys=True), error)]
+
+    model = fd.Sequential([fd.layers.Dense(2, input_shape=(3,))])
+    model.compile(optimizer="sgd", loss="mse")
+    distributed.data_parallel(model, comm=OtherRankOnCuda())
+    with pytest.raises(ValueError, match='fit: the 2 ranks disagree on device: rank 0 has "cpu", rank 1 has "cuda"'):
+        model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0)
+
+
+def test_allreduce_sum_in_one_process_and_its_refusals():
+    values = np.arange(3.0)
+    assert distributed.SingleProcess().allreduce_sum(values) is values and values.tolist() == [0.0, 1.0, 2.0]
+    pytest.importorskip("mpi4py")
+
+    class OneOfTwo:
+        def Get_rank(self):
+            return 0
+
+        def Get_size(self):
+            return 2
+
+    for bad, received in ((np.arange(3), "an array of dtype int64"), (np.zeros((3, 2))[:, 0], "a non-contiguous array of dtype float64"), ([1.0], "list")):
+        with pytest.raises(TypeError, match=f"values: expected a contiguous float NumPy array, received {received}"):
+            distributed.MPIDataParallel(OneOfTwo()).allreduce_sum(bad)
 
 
 def test_rank_and_size_without_mpirun():

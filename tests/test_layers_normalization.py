@@ -101,6 +101,7 @@ def test_training_updates_state_but_the_optimizer_does_not(rng):
         (dict(epsilon=0), ValueError, "epsilon: expected a number in"),
         (dict(center="yes"), TypeError, "center: expected True or False"),
         (dict(gamma_initializer="nope"), ValueError, "unknown initializer 'nope'"),
+        (dict(synchronized="yes"), TypeError, "synchronized: expected None, True or False, received"),
     ],
 )
 def test_arguments_are_validated(kwargs, error, match):
@@ -113,3 +114,132 @@ def test_config_round_trip():
     clone = fd.layers.get(fd.layers.serialize(layer))
     assert type(clone) is fd.layers.BatchNormalization and clone.get_config() == layer.get_config()
     assert fd.layers.BatchNormalization().momentum == 0.99 and fd.layers.BatchNormalization().epsilon == 1e-3
+    for synchronized in (None, True, False):
+        layer = fd.layers.BatchNormalization(synchronized=synchronized)
+        assert layer.get_config()["synchronized"] is synchronized
+        assert fd.layers.get(fd.layers.serialize(layer)).synchronized is synchronized
+
+
+class _ThreadRanks:
+    """Two "processes" as two threads of this one: `allreduce_sum` adds both threads' arrays through
+    a barrier, as MPI's Allreduce would (the same order of addition on both)."""
+
+    size = 2
+
+    def __init__(self, rank, shared):
+        self.rank, self.shared = rank, shared
+
+    def allreduce_sum(self, values):
+        parts, barrier = self.shared
+        parts[self.rank] = values.copy()
+        barrier.wait()
+        total = parts[0] + parts[1]
+        barrier.wait()
+        values[...] = total
+        return values
+
+
+def _in_two_threads(work):
+    import threading
+
+    shared, results = ([None, None], threading.Barrier(2)), [None, None]
+
+    def run(rank):
+        results[rank] = work(rank, _ThreadRanks(rank, shared))
+
+    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("split", [3, 0])  # 0: one shard is empty (more processes than rows)
+def test_synchronized_shards_normalize_with_the_global_batch_statistics(dtype, split, rng):
+    """Shards of one batch in two processes: outputs, gradients and moving statistics of the whole
+    batch in one process (NumPy reference), per shard."""
+    x = (rng.normal(size=(7, 2, 3)) * 3 + 5).astype(dtype)  # a mean far from 0: the shifted sums
+    dLdY = rng.normal(size=x.shape).astype(dtype)
+    gamma, beta = rng.normal(size=3), rng.normal(size=3)
+    shards = [slice(0, split), slice(split, 7)]
+
+    def work(rank, parallel):
+        layer = fd.layers.BatchNormalization(momentum=0.9)
+        layer.build((2, 3), dtype)
+        layer.params["gamma"][...], layer.params["beta"][...] = gamma, beta
+        layer.shard = fd.distributed.Shard(parallel)
+        assert layer.synchronizes
+        y = layer.forward(x[shards[rank]], training=True).copy()
+        dX = layer.backward(dLdY[shards[rank]]).copy()
+        return y, dX, layer.grads["gamma"].copy(), layer.grads["beta"].copy(), layer.get_weights()[2:]
+
+    results = _in_two_threads(work)
+    y_ref, mu, var = reference.batch_norm(x, gamma, beta)
+    dX_ref, dgamma_ref, dbeta_ref = reference.batch_norm_backward(x, gamma, dLdY)
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate([r[0] for r in results]), y_ref, **tol)
+    np.testing.assert_allclose(np.concatenate([r[1] for r in results]), dX_ref, **tol)
+    # each process keeps its shard's parameter gradients: the step's allreduce adds them
+    np.testing.assert_allclose(results[0][2] + results[1][2], dgamma_ref, **tol)
+    np.testing.assert_allclose(results[0][3] + results[1][3], dbeta_ref, **tol)
+    for rank in range(2):  # the same moving statistics in both processes, bit for bit
+        np.testing.assert_array_equal(results[rank][4][0], results[0][4][0])
+        np.testing.assert_array_equal(results[rank][4][1], results[0][4][1])
+    np.testing.assert_allclose(results[0][4][0], 0.1 * mu, **tol)
+    np.testing.assert_allclose(results[0][4][1], 0.9 + 0.1 * var, **tol)
+
+
+def test_unsynchronized_shards_use_their_own_statistics_and_expose_the_moving_ones(rng):
+    x = rng.normal(size=(6, 3))
+
+    def work(rank, parallel):
+        layer = fd.layers.BatchNormalization(synchronized=False)
+        layer.build((3,), np.float64)
+        layer.shard = fd.distributed.Shard(parallel)
+        assert not layer.synchronizes and len(layer.replicated_state) == 2
+        return layer.forward(x[3 * rank : 3 * rank + 3], training=True).copy()
+
+    results = _in_two_threads(work)
+    for rank in range(2):
+        np.testing.assert_allclose(results[rank], reference.batch_norm(x[3 * rank : 3 * rank + 3], None, None)[0], rtol=1e-10, atol=1e-12)
+    single = fd.layers.BatchNormalization(synchronized=True)
+    assert not single.synchronizes and single.replicated_state == ()  # one process: nothing to synchronize
+
+
+def test_synchronized_backward_matches_finite_differences_of_the_global_loss(rng):
+    """float64 central differences of ``L = sum(w * y)`` over the global batch, whose rows two
+    processes (threads) normalize together, against the shards' synchronized dL/dx."""
+    x = rng.normal(size=(5, 3)) * 2 + 1
+    w = rng.normal(size=x.shape)
+    gamma, beta = rng.normal(size=3), rng.normal(size=3)
+    shards = [slice(0, 2), slice(2, 5)]
+
+    def layers(rank, parallel):
+        layer = fd.layers.BatchNormalization()
+        layer.build((3,), np.float64)
+        layer.params["gamma"][...], layer.params["beta"][...] = gamma, beta
+        layer.shard = fd.distributed.Shard(parallel)
+        return layer
+
+    def loss(values):
+        def work(rank, parallel):
+            return float(np.sum(w[shards[rank]] * layers(rank, parallel).forward(values[shards[rank]], training=True)))
+
+        return sum(_in_two_threads(work))
+
+    def gradient(rank, parallel):
+        layer = layers(rank, parallel)
+        layer.forward(x[shards[rank]], training=True)
+        return layer.backward(w[shards[rank]]).copy()
+
+    analytic = np.concatenate(_in_two_threads(gradient))
+    numeric = np.zeros_like(x)
+    h = 1e-6
+    for index in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += h
+        down[index] -= h
+        numeric[index] = (loss(up) - loss(down)) / (2 * h)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)

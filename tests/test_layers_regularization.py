@@ -1,4 +1,4 @@
-"""Dropout: inverted dropout with a reproducible mask, identity in inference, configs."""
+"""Dropout: inverted dropout with a reproducible counter-based mask, identity in inference, configs."""
 
 import numpy as np
 import pytest
@@ -15,8 +15,9 @@ def test_dropout_matches_reference(dtype, rate, shape, rng):
     layer = fd.layers.Dropout(rate, seed=11)
     layer.build(shape[1:], dtype)
     x = rng.normal(size=shape).astype(dtype)
+    layer.forward(x, training=True)  # step 0; the reference replays step 1
     y = layer.forward(x, training=True)
-    uniform = np.random.default_rng(11).random(shape, dtype=dtype)
+    uniform = reference.counter_uniform(11, 1, 0, x.size).reshape(shape)
     y_ref, mask = reference.dropout(x, uniform, rate)
     tol = dict(rtol=1e-6) if dtype == np.float32 else dict(rtol=1e-15)
     np.testing.assert_allclose(y, y_ref, **tol)
@@ -80,6 +81,7 @@ def test_seeded_training_runs_are_identical(rng):
         (dict(rate="half"), TypeError, "rate: expected a real number"),
         (dict(rate=0.5, seed=-1), ValueError, "seed: expected None or a non-negative integer"),
         (dict(rate=0.5, seed=1.5), ValueError, "seed: expected None or a non-negative integer"),
+        (dict(rate=0.5, seed=2**64), ValueError, "seed: expected None or a non-negative integer below 2\\^64"),
     ],
 )
 def test_arguments_are_validated(kwargs, error, match):
@@ -94,3 +96,49 @@ def test_config_round_trip_and_summary():
     model = fd.Sequential([fd.layers.Input((4, 5)), fd.layers.Dropout(0.5)])
     model.build()
     assert model.layers[0].output_shape == (4, 5) and model.count_params() == 0
+
+
+def test_a_shard_of_the_batch_draws_the_rows_one_process_draws_for_them(rng):
+    """Data parallel: the mask of global row r depends on (key, step, r) alone, not on who computes it."""
+    x = rng.normal(size=(7, 3, 4)).astype(np.float32)
+    whole = fd.layers.Dropout(0.5, seed=3)
+    whole.build((3, 4), np.float32)
+    expected = [whole.forward(x, training=True).copy() for _ in range(2)]
+    for lo, hi in [(0, 4), (4, 7), (6, 6)]:  # shards as two ranks split 7 rows; an empty one still advances
+        part = fd.layers.Dropout(0.5, seed=3)
+        part.build((3, 4), np.float32)
+        part.shard.first_row = lo
+        for step in range(2):
+            np.testing.assert_array_equal(part.forward(x[lo:hi], training=True), expected[step][lo:hi])
+        assert part.random_stream.get_state() == {"key": 3, "step": 2}
+
+
+def test_random_stream_state_round_trips_and_is_validated():
+    stream = fd.random.CounterStream(None)
+    fd.set_seed(4)
+    first = stream.next_word()
+    state = stream.get_state()
+    assert state["step"] == 1 and 0 <= state["key"] < 2**63
+    second = stream.next_word()
+    replay = fd.random.CounterStream()
+    replay.set_state(state)
+    assert replay.next_word() == second != first
+    for bad in ({"key": -1, "step": 0}, {"key": 1, "step": -2}, {"key": True, "step": 0}, [1, 2]):
+        with pytest.raises(ValueError, match="state: expected"):
+            replay.set_state(bad)
+
+
+def test_a_saved_model_resumes_the_dropout_masks(tmp_path, rng):
+    x = rng.normal(size=(16, 5)).astype(np.float32)
+    y = rng.integers(0, 2, 16)
+    fd.set_seed(2)
+    model = fd.Sequential([fd.layers.Dense(6, input_shape=(5,)), fd.layers.Dropout(0.5), fd.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.save(tmp_path / "m.fdnn")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    resumed = fd.load_model(tmp_path / "m.fdnn")
+    assert resumed.layers[1].random_stream.get_state() == {"key": model.layers[1].random_stream.key, "step": 4}
+    resumed.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    for a, b in zip(model.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -65,6 +65,16 @@ def test_the_planted_bugs_cover_every_kind_of_mistake():
     assert {"flipped sign", "missing factor", "transposed matrix", "dropped term", "epsilon placement", "forward geometry"} <= kinds
 
 
+def test_the_recorded_self_test_output_in_the_docs_counts_every_planted_bug():
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    count = len(selftest.MUTATIONS)
+    for page in ("README.md", os.path.join("docs", "guides", "gradcheck.rst")):
+        with open(os.path.join(root, page), encoding="utf-8") as handle:
+            assert f"self-test: {count} of {count} planted bugs caught" in handle.read(), page
+
+
 def test_self_test_reports_one_row_per_planted_bug():
     rows, _ = selftest.self_test(mutations=selftest.MUTATIONS[:2])
     assert [row["description"] for row in rows] == [m.description for m in selftest.MUTATIONS[:2]]

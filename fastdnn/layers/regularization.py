@@ -2,9 +2,7 @@
 
 import numbers
 
-import numpy as np
-
-from fastdnn import random, validation
+from fastdnn import distributed, random, validation
 from fastdnn.kernels.cpu import dropout as dropout_kernels
 from fastdnn.layers.base import Layer, registry
 
@@ -17,23 +15,30 @@ class Dropout(Layer):
     per batch; ``dL/dx = dL/dy * mask`` with the same mask. In inference (``training=False``: predict,
     evaluate) the layer passes its input through, so the expected activations agree.
 
+    The numbers are counter-based (`fastdnn.random.CounterStream`): ``u`` of an element is a hash of
+    the layer's key, the step count and the element's position in the GLOBAL batch. A data-parallel
+    process (`fastdnn.distributed`) therefore draws for its rows the mask one process draws for them,
+    and ``device="cuda"`` draws the CPU's masks.
+
     Parameters
     ----------
     rate : float in [0, 1)
         Probability of dropping an input.
     seed : int, optional
-        Gives the layer its own random stream; without it the masks come from the library's generator,
-        which ``fd.set_seed`` seeds (seeded runs are reproducible either way).
+        The layer's key (below 2^64); without it the key is drawn from the library's generator, which
+        ``fd.set_seed`` seeds, when the layer first trains (seeded runs are reproducible either way).
     """
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = validation.real_number(rate, "rate", low=0.0, high=1.0, high_inclusive=False)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-            raise ValueError(f"seed: expected None or a non-negative integer, received {validation.describe(seed)}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64):
+            raise ValueError(f"seed: expected None or a non-negative integer below 2^64, received {validation.describe(seed)}")
         self.seed = None if seed is None else int(seed)
-        #: The layer's own ``numpy.random.Generator`` (from ``seed``), or None for the library's.
-        self.generator = None if seed is None else np.random.default_rng(self.seed)
+        #: The masks' counter-based stream (key and step count); reset it to replay masks.
+        self.random_stream = random.CounterStream(self.seed)
+        #: The data-parallel step as this layer sees it: where its rows begin in the global batch.
+        self.shard = distributed.Shard()
 
     def build(self, input_shape, dtype=None):
         super().build(input_shape, dtype)
@@ -45,11 +50,12 @@ class Dropout(Layer):
             self._cache = None
             return x
         flat = x.reshape(-1)
+        rows = x.shape[0]
+        per_row = flat.shape[0] // rows if rows else 0
         mask = self.buffer("mask", flat.shape)
-        generator = self.generator if self.generator is not None else random.generator()
-        generator.random(out=mask, dtype=self.dtype)
         y = self.buffer("y", flat.shape)
-        dropout_kernels.dropout_forward(flat, mask, self._rate, self._scale, y)
+        word = self.random_stream.next_word()  # every process advances, an empty shard too
+        dropout_kernels.dropout_forward(flat, word, self.shard.first_row * per_row, self._rate, self._scale, mask, y)
         self._cache = mask
         return y.reshape(x.shape)
 

@@ -1,8 +1,8 @@
 """Agreement cases of the dropout kernels (``fastdnn.kernels.cuda.dropout`` against the CPU twins).
 
-The uniform draws are given (host randoms copied over), so the masks are the same on both sides;
-the device's own draws (`fill_uniform`) have no CPU twin and are tested statistically in
-``tests/cuda_sim/test_cuda_embedding_dropout_norm.py``.
+The masks are counter-based (a hash of the step's stream word and each element's global position),
+so the device must draw the CPU's masks exactly: from the first element of a batch, and from an
+offset, as a data-parallel process's shard does.
 """
 
 import numpy as np
@@ -13,10 +13,9 @@ def cases(rng, dtype, n, d, k):
     scalar = np.dtype(dtype).type
     size = n * d
     x = rng.uniform(-2.0, 2.0, size=size).astype(dtype)
-    for rate in (0.0, 0.3, 0.75):
-        u = rng.uniform(0.0, 1.0, size=size).astype(dtype)
-        u[0] = scalar(rate)  # u == rate keeps the element (">="), on both sides
-        yield (f"dropout_forward[rate={rate}]", "dropout", "dropout_forward",
-               [x, u, scalar(rate), scalar(1.0 / (1.0 - rate)), np.zeros(size, dtype)], [1, 4])
+    for rate, first in ((0.0, 0), (0.3, 0), (0.75, 3 * d)):
+        stream = np.uint64(rng.integers(0, 2**63)) * np.uint64(2) + np.uint64(1)  # the top bit set too
+        yield (f"dropout_forward[rate={rate}, first={first}]", "dropout", "dropout_forward",
+               [x, stream, first, scalar(rate), scalar(1.0 / (1.0 - rate)), np.zeros(size, dtype), np.zeros(size, dtype)], [5, 6])
     mask = np.where(rng.uniform(size=size) >= 0.4, 1.0 / 0.6, 0.0).astype(dtype)
     yield "dropout_backward", "dropout", "dropout_backward", [rng.uniform(-2.0, 2.0, size=size).astype(dtype), mask, np.zeros(size, dtype)], [2]

@@ -394,10 +394,10 @@ def _recurrent_variants(cls):
 
 
 def _reseeded(layer):
-    layer.generator = np.random.default_rng(DROPOUT_SEED)
+    layer.random_stream = fd.random.CounterStream(DROPOUT_SEED)
 
 
-#: The dropout cases re-seed the layer's generator before every forward pass: one fixed mask.
+#: The dropout cases reset the layer's counter-based stream before every forward pass: one fixed mask.
 DROPOUT_SEED = 7
 
 
@@ -414,6 +414,34 @@ def _moving_statistics(layer, x, rng):
     layer.state["moving_mean"][...] = rng.normal(0.0, 1.0, layer.state["moving_mean"].shape)
     layer.state["moving_variance"][...] = rng.uniform(0.5, 2.0, layer.state["moving_variance"].shape)
     return "random moving statistics"
+
+
+class _ShardOfTwo:
+    """A stand-in strategy: this layer holds one shard of a batch, a second process the rows ``other``
+    with a zero loss gradient. Its `allreduce_sum` adds the other rows' shifted sums in the forward
+    pass (the layer's shift, as a real process would use it) and nothing in the backward pass, so the
+    layer's synchronized forward and backward are those of a loss over this shard's outputs alone,
+    normalized with the statistics of both shards: what finite differences of the case check."""
+
+    size = 2
+
+    def __init__(self, layer, other):
+        self.layer, self.other = layer, other
+
+    def allreduce_sum(self, values):
+        C = self.layer.input_shape[-1]
+        if values.shape[0] == 2 * C + 1:  # the forward sums (the backward's have 2 C entries: zero here)
+            d = self.other.reshape(-1, C) - self.layer.state["moving_mean"]
+            values[:C] += d.sum(axis=0)
+            values[C : 2 * C] += (d * d).sum(axis=0)
+            values[2 * C] += d.shape[0]
+        return values
+
+
+def _second_shard(layer, x, rng):
+    other = rng.normal(0.5, 1.5, (3, *x.shape[1:]))
+    layer.shard = fd.distributed.Shard(_ShardOfTwo(layer, other))
+    return "synchronized with a second shard of 3 rows (zero loss gradient there)"
 
 
 def _misc_variants():
@@ -437,6 +465,10 @@ def _misc_variants():
     yield LayerVariant("BatchNormalization", "batchnormalization", lambda _: BN(), [((4, 3), "full"), ((1, 3, 4), "full"), ((32, 16), "random")], randomize=True)
     yield LayerVariant("BatchNormalization(center=False)", "batchnormalization", lambda _: BN(center=False), [((3, 2, 2, 3), "full")], randomize=True)
     yield LayerVariant("BatchNormalization(scale=False, epsilon=0.1)", "batchnormalization", lambda _: BN(scale=False, epsilon=0.1), [((5, 2), "full")], randomize=True)
+    yield LayerVariant(
+        "BatchNormalization(synchronized: a shard of two)", "batchnormalization", lambda _: BN(), [((4, 3), "full"), ((2, 2, 3), "full")],
+        randomize=True, prepare=_second_shard,
+    )
     yield LayerVariant(
         "BatchNormalization(trainable=False: moving statistics)", "batchnormalization", lambda _: BN(trainable=False),
         [((4, 3), "full")], randomize=True, prepare=_moving_statistics,
@@ -596,7 +628,7 @@ def _cuda_model_case(op, model, x, targets):
 
     def run(with_grad):
         engine.push_params()
-        return engine.loss_and_gradients(device_x, device_t, with_grad)[0]
+        return engine.loss_and_gradients(device_x, device_t, with_grad=with_grad)[0]
 
     def forward():
         return np.array(run(False))

@@ -489,6 +489,26 @@ def dropout(x, uniform, rate):
     return np.asarray(x, dtype=np.float64) * mask, mask
 
 
+_WORD = (1 << 64) - 1
+
+
+def _splitmix64_output(z):
+    """SplitMix64's output function on a Python integer taken modulo 2^64 (Steele, Lea, Flood 2014)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _WORD
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _WORD
+    return z ^ (z >> 31)
+
+
+def counter_uniform(key, step, first, count):
+    """The uniform numbers of a counter-based dropout stream: elements ``first .. first + count - 1``
+    of step ``step`` of key ``key``, each the top 53 bits of a SplitMix64 hash (Python integers)::
+
+        word = mix(key ^ mix(step));   u_i = mix(word + i * 0x9E3779B97F4A7C15 mod 2^64) // 2^11 / 2^53
+    """
+    word = _splitmix64_output(key ^ _splitmix64_output(step))
+    return np.array([(_splitmix64_output((word + i * 0x9E3779B97F4A7C15) & _WORD) >> 11) / 2.0**53 for i in range(first, first + count)])
+
+
 def embedding(indices, E):
     return np.asarray(E, dtype=np.float64)[np.asarray(indices)]
 

@@ -197,6 +197,10 @@ MUTATIONS = [
     Mutation("dropped term", "batch normalization dL/dx without the variance term", norm_kernels, "batch_norm_backward",
              " - x_hat[i, j] * sum_gx[j])", ")", "layer:BatchNormalization 4x3",
              patch=((norm_kernels, "batch_norm_backward", "batch_norm_backward"),)),
+    Mutation("dropped term", "synchronized batch normalization dL/dx without the variance term", norm_kernels,
+             "batch_norm_global_backward", " - x_hat[i, j] * (sums[C + j] * inv_m))", ")",
+             "layer:BatchNormalization(synchronized: a shard of two) 4x3",
+             patch=((norm_kernels, "batch_norm_global_backward", "batch_norm_global_backward"),)),
     # recurrent backward passes
     Mutation("transposed matrix", "SimpleRNN backpropagates through U instead of U^T", R, "simple_rnn_backward",
              "np.matmul(dA[t], U.T, out=dh)", "np.matmul(dA[t], U, out=dh)", "layer:SimpleRNN(3",

@@ -173,23 +173,21 @@ def _dot_reference(config, xs, params, dtype):
     return reference.dot(xs[0], xs[1], axes, config["normalize"])
 
 
-#: Seed of every dropout mask: the layer's generator (seed given) or the library's (seed None) is
-#: re-seeded before each forward pass, and the reference replays the same uniform draws.
+#: Seed of every dropout mask: the layer's stream is reset to step 0 before each forward pass, with
+#: its own seed as key, or (seed None) a key drawn from the library's generator seeded here; the
+#: reference recomputes the counter-based numbers of step 0 (`reference.counter_uniform`).
 DROPOUT_SEED = 11
 
 
 def _dropout_reseed(layer, config):
-    if config["seed"] is None:
-        fd.set_seed(DROPOUT_SEED)
-    else:
-        layer.generator = np.random.default_rng(config["seed"])
+    fd.set_seed(DROPOUT_SEED)
+    layer.random_stream = fd.random.CounterStream(config["seed"])
 
 
 def _dropout_uniform(config, shape, dtype):
-    if config["seed"] is None:
-        fd.set_seed(DROPOUT_SEED)
-        return fd.random.generator().random(shape, dtype=dtype)
-    return np.random.default_rng(config["seed"]).random(shape, dtype=dtype)
+    fd.set_seed(DROPOUT_SEED)
+    key = fd.random.CounterStream(config["seed"]).ensure_key()
+    return reference.counter_uniform(key, 0, 0, int(np.prod(shape))).reshape(shape)
 
 
 # -- inputs -------------------------------------------------------------------------------------------
@@ -418,6 +416,8 @@ def spaces():
             {
                 "axis": [-1], "momentum": [0.99, 0.5, 0.0], "epsilon": [1e-3, 0.1], "center": [True, False],
                 "scale": [True, False], "trainable": [True, False],
+                # one process: every setting normalizes with the batch's statistics (the same reference)
+                "synchronized": [None, True, False],
             },
             _batch_norm_reference, _any_input, stateful=True, refused={"axis": [1]},
         ),

@@ -27,7 +27,8 @@ def fewer_simulated_threads(small_blocks, monkeypatch):
 def _agreement(dtype):
     results = []
     for family in ("im2col", "col2im", "conv_", "pool_", "global_"):
-        results += agreement.run(dtypes=(dtype,), only=family)[0]
+        # (not synchronized batch norm's batch_norm_global_* kernels, which "global_" also matches)
+        results += [r for r in agreement.run(dtypes=(dtype,), only=family)[0] if not r.kernel.startswith("batch_norm")]
     return results
 
 

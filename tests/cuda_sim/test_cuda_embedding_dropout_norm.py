@@ -1,8 +1,8 @@
 """Embedding, Dropout and BatchNormalization on the (simulated) device.
 
 Kernel agreement with the CPU twins, whole models trained like on the CPU (Dropout's device masks
-differ from the CPU's, so that model is checked for training and determinism instead), moving
-statistics synchronized with the host, and float64 finite differences through the device kernels.
+are the CPU's counter-based masks, bit for bit), moving statistics synchronized with the host, and
+float64 finite differences through the device kernels.
 """
 
 import numpy as np
@@ -13,9 +13,9 @@ from fastdnn import config
 from tests.cuda_sim.twins import assert_same as _assert_same
 from tests.cuda_sim.twins import fit_both as _fit_both
 from tests.cuda_sim.twins import pair as _pair
-from fastdnn.verify import agreement, agreement_dropout, agreement_embedding, agreement_normalization
+from fastdnn.verify import agreement, agreement_dropout, agreement_embedding, agreement_normalization, reference
 
-# numba's simulator initializes xoroshiro128p states in object mode, with uint64 wrap-around warnings
+# the simulator runs the dropout hash's uint64 arithmetic as NumPy scalars, which warn when they wrap
 pytestmark = [
     pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaWarning"),
     pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning"),
@@ -38,14 +38,6 @@ def few_blocks(monkeypatch):
     monkeypatch.setattr(normalization, "MAX_BLOCKS", 2)
 
 
-@pytest.fixture
-def few_states(monkeypatch):
-    # the simulator initializes each generator state in Python (about 70 ms each): few threads draw
-    from fastdnn.kernels.cuda import dropout
-
-    monkeypatch.setattr(dropout, "MAX_STATES", 8)
-
-
 # -- kernels against their CPU twins ---------------------------------------------------------------
 
 
@@ -66,9 +58,10 @@ def test_kernels_agree_with_their_cpu_twins(dtype):
     names = {r.kernel.split("[")[0] for r in results}
     assert names == {
         "embedding_forward", "embedding_backward", "dropout_forward", "dropout_backward", "batch_norm_train_forward",
-        "batch_norm_inference_forward", "batch_norm_frozen_forward", "batch_norm_backward",
+        "batch_norm_inference_forward", "batch_norm_frozen_forward", "batch_norm_backward", "batch_norm_shifted_sums",
+        "batch_norm_global_forward", "batch_norm_gradient_sums", "batch_norm_global_backward",
     }
-    assert len(results) == 31
+    assert len(results) == 39
 
 
 def test_batch_norm_reduction_with_many_features_and_tiles(monkeypatch):
@@ -85,75 +78,59 @@ def test_batch_norm_reduction_with_many_features_and_tiles(monkeypatch):
     assert result.passed, agreement.table([result])
 
 
-# -- dropout's device randoms --------------------------------------------------------------------
+# -- dropout's counter-based masks ---------------------------------------------------------------
 
 
-def test_device_dropout_masks_rate_scaling_and_backward(few_states):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_device_dropout_masks_are_the_cpu_masks_bit_for_bit(dtype):
+    from fastdnn.kernels.cpu import dropout as cpu_dropout
     from fastdnn.kernels.cuda import dropout
 
     cuda = _cuda()
-    n, rate = 1000, 0.3
-    x = np.random.default_rng(0).uniform(0.5, 1.5, n).astype(np.float32)
-    states = dropout.random_states(n, seed=123)  # 8 threads (few_states), each drawing 125 numbers
-    u = cuda.device_array(n, np.float32)
-    dropout.fill_uniform(states, u)
-    draws = u.copy_to_host()
-    assert draws.min() >= 0.0 and draws.max() < 1.0 and abs(draws.mean() - 0.5) < 0.04  # 4 standard deviations
-    y = cuda.device_array(n, np.float32)
-    scale = np.float32(1 / (1 - rate))
-    dropout.dropout_forward(cuda.to_device(x), u, np.float32(rate), scale, y)
-    mask, out = u.copy_to_host(), y.copy_to_host()
-    dropped = mask == 0
+    n, rate, first = 1000, 0.3, 37  # from element 37: a data-parallel shard's offset
+    x = np.random.default_rng(0).uniform(0.5, 1.5, n).astype(dtype)
+    stream = fd.random.CounterStream(123).next_word()
+    scale = dtype(1 / (1 - rate))
+    mask, y = cuda.device_array(n, dtype), cuda.device_array(n, dtype)
+    dropout.dropout_forward(cuda.to_device(x), stream, first, dtype(rate), scale, mask, y)
+    cpu_mask, cpu_y = np.empty(n, dtype), np.empty(n, dtype)
+    cpu_dropout.dropout_forward(x, stream, first, dtype(rate), scale, cpu_mask, cpu_y)
+    np.testing.assert_array_equal(mask.copy_to_host(), cpu_mask)
+    np.testing.assert_array_equal(y.copy_to_host(), cpu_y)
+    dropped = cpu_mask == 0
     assert abs(dropped.mean() - rate) < 0.06  # 4 binomial standard deviations
-    np.testing.assert_array_equal(mask[~dropped], scale)  # inverted dropout: kept inputs scaled
-    np.testing.assert_array_equal(out, x * mask)
-    np.testing.assert_array_equal(dropped, draws < rate)
-    g = np.random.default_rng(1).normal(size=n).astype(np.float32)
-    dX = cuda.device_array(n, np.float32)
-    dropout.dropout_backward(cuda.to_device(g), u, dX)
-    np.testing.assert_array_equal(dX.copy_to_host(), g * mask)  # the forward's mask
-    few = cuda.device_array(16, np.float32)
-    dropout.fill_uniform(states, few)  # the states advanced: new draws
-    assert not np.array_equal(few.copy_to_host(), draws[:16])
-    dropout.fill_uniform(dropout.random_states(n, seed=123), few)
-    np.testing.assert_array_equal(few.copy_to_host(), draws[:16])  # the same seed, the same draws
-    u64 = cuda.device_array(200, np.float64)
-    dropout.fill_uniform(dropout.random_states(200, seed=5), u64)
-    assert 0.0 <= u64.copy_to_host().min() and u64.copy_to_host().max() < 1.0
+    np.testing.assert_array_equal(dropped, reference.counter_uniform(123, 0, first, n) < rate)  # the NumPy hash
+    g = np.random.default_rng(1).normal(size=n).astype(dtype)
+    dX = cuda.device_array(n, dtype)
+    dropout.dropout_backward(cuda.to_device(g), mask, dX)
+    np.testing.assert_array_equal(dX.copy_to_host(), g * cpu_mask)  # the forward's mask
 
 
-def _dropout_model(device, seed=None):
-    model = fd.Sequential([
+def _dropout_layers(seed=None):
+    return [
         fd.layers.Dense(8, activation="relu", input_shape=(4,)),
         fd.layers.Dropout(0.25, seed=seed),
         fd.layers.Dense(2, activation="softmax"),
-    ])
+    ]
+
+
+def _dropout_model(device, seed=None):
+    model = fd.Sequential(_dropout_layers(seed))
     model.compile(optimizer=fd.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy", device=device)
     return model
 
 
-def test_dropout_model_trains_on_the_device_reproducibly(few_states):
+def test_dropout_model_trains_on_the_device_like_on_the_cpu():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)  # an easy task
-    runs = []
-    for epochs in (4, 2):
-        fd.set_seed(5)
-        model = _dropout_model("cuda")
-        runs.append((model, model.fit(x, y, batch_size=32, epochs=epochs, verbose=0).history["loss"]))
-    (model, losses), (_, twin_losses) = runs
-    assert np.all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0]
-    # seeded: the same device masks, so the same losses (the second epoch's depends on the first step too)
-    np.testing.assert_array_equal(twin_losses, losses[:2])
-    first = model.predict(x)
-    np.testing.assert_array_equal(model.predict(x), first)  # inference is the identity: deterministic
-    cpu = _dropout_model("cpu")
-    cpu.set_weights(model.get_weights())
-    np.testing.assert_allclose(first, cpu.predict(x), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(model.evaluate(x, y), cpu.evaluate(x, y), rtol=1e-5)
+    models = _pair(_dropout_layers, optimizer="adam", loss="sparse_categorical_crossentropy")
+    histories = _fit_both(models, x, y, batch_size=8, epochs=2)
+    _assert_same(models, histories)  # the same masks on both: the same training
+    assert models[0].layers[1].random_stream.get_state() == models[1].layers[1].random_stream.get_state()
 
 
-def test_a_seeded_dropout_layer_owns_its_device_stream(few_states):
+def test_a_seeded_dropout_layer_owns_its_device_stream():
     x = np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32)
     y = np.zeros(8, np.int64)
     weights = []

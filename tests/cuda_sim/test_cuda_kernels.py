@@ -5,6 +5,9 @@ import pytest
 
 from fastdnn.verify import agreement
 
+# the simulator runs the dropout hash's uint64 arithmetic as NumPy scalars, which warn when they wrap
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_every_cuda_kernel_agrees_with_its_cpu_twin(dtype):

@@ -131,3 +131,67 @@ def batch_norm_backward(
         for i in range(m):
             for j in range(C):
                 dX[i, j] = factor[j] * dLdY[i, j]
+
+
+# -- synchronized batch normalization: statistics of a batch split over data-parallel processes ----
+#
+# Each process holds some rows of the global batch. The forward pass sums its rows into ``sums``, the
+# processes add their ``sums`` (one allreduce), and every process normalizes its rows with the global
+# statistics; the backward pass does the same with the two per-feature reductions of dL/dx. The sums
+# are float64 and taken around a shift that every process holds (the moving mean), so the one-pass
+# variance ``E[(x - s)^2] - E[x - s]^2`` does not cancel catastrophically.
+
+
+@jit
+def batch_norm_shifted_sums(x, shift, sums):
+    """``sums[:C] = sum_rows (x - shift)``, ``sums[C:2C] = sum_rows (x - shift)^2``, ``sums[2C] = rows`` (float64)."""
+    m, C = x.shape
+    sums[:] = 0.0
+    for i in range(m):
+        for j in range(C):
+            d = np.float64(x[i, j]) - np.float64(shift[j])
+            sums[j] += d
+            sums[C + j] += d * d
+    sums[2 * C] = m
+
+
+@jit
+def batch_norm_global_forward(x, sums, gamma, beta, epsilon, momentum, moving_mean, moving_var, mean, inv_std, x_hat, y):
+    """Normalize this process's rows ``x`` with the statistics of the summed `batch_norm_shifted_sums`
+    (shift: ``moving_mean`` as it was when they were taken), then update the moving statistics."""
+    C = x.shape[1]
+    rows = sums[2 * C]
+    keep = 1.0 - np.float64(momentum)
+    for j in range(C):
+        d = sums[j] / rows
+        var = max(sums[C + j] / rows - d * d, 0.0)
+        mu = np.float64(moving_mean[j]) + d
+        mean[j] = mu
+        inv_std[j] = 1.0 / math.sqrt(var + np.float64(epsilon))
+        moving_mean[j] = momentum * moving_mean[j] + keep * mu
+        moving_var[j] = momentum * moving_var[j] + keep * var
+    _normalize(x, mean, inv_std, gamma, beta, x_hat, y)
+
+
+@jit
+def batch_norm_gradient_sums(x_hat, dLdY, sums):
+    """``sums[:C] = sum_rows dL/dy`` (dL/dbeta), ``sums[C:] = sum_rows dL/dy x_hat`` (dL/dgamma), in float64."""
+    m, C = dLdY.shape
+    sums[:] = 0.0
+    for i in range(m):
+        for j in range(C):
+            g = np.float64(dLdY[i, j])
+            sums[j] += g
+            sums[C + j] += g * x_hat[i, j]
+
+
+@jit
+def batch_norm_global_backward(x_hat, inv_std, gamma, dLdY, sums, inv_m, factor, dX):
+    """``dX`` of this process's rows from the summed `batch_norm_gradient_sums` of every process:
+    ``gamma inv_std (dL/dy - sum dL/dy / m - x_hat sum (dL/dy x_hat) / m)`` with the global ``m``."""
+    m, C = dLdY.shape
+    for j in range(C):
+        factor[j] = inv_std[j] * gamma[j] if gamma.shape[0] > 0 else inv_std[j]
+    for i in range(m):
+        for j in range(C):
+            dX[i, j] = factor[j] * (dLdY[i, j] - sums[j] * inv_m - x_hat[i, j] * (sums[C + j] * inv_m))

@@ -1,26 +1,33 @@
-"""CUDA twins of ``kernels.cpu.dropout`` (inverted dropout), plus the uniform draws made on the device.
+"""CUDA twins of ``kernels.cpu.dropout`` (inverted dropout with a counter-based mask).
 
-The twins keep the CPU signatures: ``dropout_forward(x, u, rate, scale, y)`` turns the uniform
-draws ``u`` into the scaled mask in place and applies it, ``dropout_backward`` applies that mask::
+The twins keep the CPU signatures and its hash, so the device draws the CPU's masks bit for bit::
 
+    u_i = mix64(stream + (first + i) * golden) / 2^64     (SplitMix64's output function, top 53 bits)
     mask = 1 / (1 - rate) where u >= rate, else 0;   y = x * mask;   dL/dx = dL/dy * mask
 
-On the CPU ``u`` comes from a NumPy Generator; copying host randoms to the GPU every batch would
-cost a transfer as large as the activations, so here ``u`` is drawn on the device (`fill_uniform`)
-from xoroshiro128p states (`random_states`) that the layer creates once, seeded from its host
-generator: seeded runs are reproducible, but the device masks are not the CPU's masks (they have
-the same distribution).
+Each thread hashes its own elements' global positions: no generator state, no host randoms copied
+over, and the masks do not depend on the launch geometry.
 """
 
 import numpy as np
 from numba import cuda
-from numba.cuda.random import create_xoroshiro128p_states, xoroshiro128p_uniform_float32, xoroshiro128p_uniform_float64
 
+from fastdnn.kernels.cpu.dropout import GOLDEN, _M1, _M2, _S11, _S27, _S30, _S31, _TWO_TO_MINUS_53
 from fastdnn.kernels.cuda._launch import block, cached_factory, grid
 
-#: Most generator states (threads) of one `fill_uniform`: 2^17 threads keep any current GPU busy,
-#: and each state costs 16 bytes and a jump-ahead on the host when created.
-MAX_STATES = 1 << 17
+
+@cuda.jit(device=True)
+def mix64(z):
+    """SplitMix64's output function (the CPU's ``mix64``)."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@cuda.jit(device=True)
+def counter_uniform(stream, index):
+    """The CPU's ``counter_uniform``: element ``index``'s uniform number in [0, 1) of the step ``stream``."""
+    return np.float64(mix64(np.uint64(stream) + np.uint64(index) * GOLDEN) >> _S11) * _TWO_TO_MINUS_53
 
 
 @cached_factory
@@ -28,10 +35,10 @@ def _forward_kernel(dtype):
     zero = np.dtype(dtype).type(0)  # keeps the mask (and y = x mask) in the array dtype, as on the CPU
 
     @cuda.jit
-    def forward(x, u, rate, scale, y):
+    def forward(x, stream, first, rate, scale, mask, y):
         for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-            m = scale if u[i] >= rate else zero
-            u[i] = m
+            m = scale if counter_uniform(stream, first + i) >= rate else zero
+            mask[i] = m
             y[i] = x[i] * m
 
     return forward
@@ -43,34 +50,12 @@ def _backward(dLdY, mask, dX):
         dX[i] = dLdY[i] * mask[i]
 
 
-@cuda.jit
-def _uniform_float32(states, u):
-    # thread t owns states[t] and the elements t, t + T, t + 2T, ... (T = number of states), so the
-    # draws depend on the states alone, not on the launch geometry
-    t = cuda.grid(1)
-    count = states.shape[0]
-    if t < count:
-        for i in range(t, u.shape[0], count):
-            u[i] = xoroshiro128p_uniform_float32(states, t)
-
-
-@cuda.jit
-def _uniform_float64(states, u):
-    t = cuda.grid(1)
-    count = states.shape[0]
-    if t < count:
-        for i in range(t, u.shape[0], count):
-            u[i] = xoroshiro128p_uniform_float64(states, t)
-
-
-def dropout_forward(x, u, rate, scale, y):
-    """Overwrite uniform draws ``u`` with the mask (``scale`` = ``1 / (1 - rate)`` kept, 0 dropped); ``y = x * mask``.
-
-    ``rate`` and ``scale`` are in the array dtype; all arrays are 1-D device arrays of one length.
-    """
+def dropout_forward(x, stream, first, rate, scale, mask, y):
+    """``mask`` of elements ``first, first + 1, ...`` of the step ``stream`` (a ``numpy.uint64``), and
+    ``y = x * mask``. ``rate`` and ``scale`` in the array dtype; 1-D device arrays of one length."""
     n = x.shape[0]
     if n:
-        _forward_kernel(np.dtype(x.dtype).name)[grid(n), block()](x, u, rate, scale, y)
+        _forward_kernel(np.dtype(x.dtype).name)[grid(n), block()](x, np.uint64(stream), np.int64(first), rate, scale, mask, y)
 
 
 def dropout_backward(dLdY, mask, dX):
@@ -78,22 +63,3 @@ def dropout_backward(dLdY, mask, dX):
     n = dLdY.shape[0]
     if n:
         _backward[grid(n), block()](dLdY, mask, dX)
-
-
-def random_states(size, seed):
-    """xoroshiro128p generator states for drawing ``size`` uniforms per call to `fill_uniform`.
-
-    One state per thread of the launch that ``size`` elements would get, at most `MAX_STATES`
-    (threads then draw several numbers each). ``seed``: a non-negative integer below 2^64.
-    """
-    count = min(grid(max(int(size), 1)) * block(), MAX_STATES)
-    return create_xoroshiro128p_states(count, seed=int(seed))
-
-
-def fill_uniform(states, u):
-    """Fill the 1-D float32/float64 device array ``u`` with uniform draws in [0, 1), advancing ``states``."""
-    if u.shape[0] == 0:
-        return
-    count = states.shape[0]
-    kernel = _uniform_float32 if np.dtype(u.dtype) == np.float32 else _uniform_float64
-    kernel[max(1, -(-count // block())), block()](states, u)

@@ -256,3 +256,143 @@ def batch_norm_backward(
     sums[blocks, shape](x_hat, inv_std, gamma, dLdY, inv_m, batch_statistics, sum_g, sum_gx, factor, dgamma, dbeta, compute_dx)
     if compute_dx and m:
         _input_gradient[grid(m * C), block()](x_hat, dLdY, factor, sum_g, sum_gx, batch_statistics, dX)
+
+
+# -- synchronized batch normalization (the CPU module's second half): float64 per-feature sums of a
+# -- shard, and the forward / backward passes of a shard from the sums of every process ------------
+
+
+@cached_factory
+def _synchronized_reductions(threads):
+    """Per-feature float64 sums (the same tiles and tree as `_reduction_kernels`)."""
+    f64 = numba_type("float64")
+
+    @cuda.jit
+    def shifted_sums(x, shift, sums):
+        # one shared array per line: the simulator keys them by source line
+        part_d = cuda.shared.array(threads, f64)
+        part_dd = cuda.shared.array(threads, f64)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        TX = cuda.blockDim.x
+        TY = cuda.blockDim.y
+        m, C = x.shape
+        if cuda.blockIdx.x == 0 and tx == 0 and ty == 0:
+            sums[2 * C] = m
+        for tile in range(cuda.blockIdx.x, (C + TX - 1) // TX, cuda.gridDim.x):
+            j = tile * TX + tx
+            acc_d = 0.0
+            acc_dd = 0.0
+            if j < C:
+                for i in range(ty, m, TY):
+                    d = np.float64(x[i, j]) - np.float64(shift[j])
+                    acc_d += d
+                    acc_dd += d * d
+            part_d[ty * TX + tx] = acc_d
+            part_dd[ty * TX + tx] = acc_dd
+            cuda.syncthreads()
+            _sum_down(part_d, tx, ty, TX, TY)
+            _sum_down(part_dd, tx, ty, TX, TY)
+            if ty == 0 and j < C:
+                sums[j] = part_d[tx]
+                sums[C + j] = part_dd[tx]
+            cuda.syncthreads()
+
+    @cuda.jit
+    def gradient_sums(x_hat, dLdY, sums):
+        part_g = cuda.shared.array(threads, f64)
+        part_gx = cuda.shared.array(threads, f64)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        TX = cuda.blockDim.x
+        TY = cuda.blockDim.y
+        m, C = dLdY.shape
+        for tile in range(cuda.blockIdx.x, (C + TX - 1) // TX, cuda.gridDim.x):
+            j = tile * TX + tx
+            acc_g = 0.0
+            acc_gx = 0.0
+            if j < C:
+                for i in range(ty, m, TY):
+                    g = np.float64(dLdY[i, j])
+                    acc_g += g
+                    acc_gx += g * x_hat[i, j]
+            part_g[ty * TX + tx] = acc_g
+            part_gx[ty * TX + tx] = acc_gx
+            cuda.syncthreads()
+            _sum_down(part_g, tx, ty, TX, TY)
+            _sum_down(part_gx, tx, ty, TX, TY)
+            if ty == 0 and j < C:
+                sums[j] = part_g[tx]
+                sums[C + j] = part_gx[tx]
+            cuda.syncthreads()
+
+    return shifted_sums, gradient_sums
+
+
+@cuda.jit
+def _global_statistics(sums, epsilon, momentum, moving_mean, moving_var, mean, inv_std):
+    C = mean.shape[0]
+    rows = sums[2 * C]
+    keep = 1.0 - np.float64(momentum)
+    for j in range(cuda.grid(1), C, cuda.gridsize(1)):
+        d = sums[j] / rows
+        var = max(sums[C + j] / rows - d * d, 0.0)
+        mu = np.float64(moving_mean[j]) + d
+        mean[j] = mu
+        inv_std[j] = 1.0 / math.sqrt(var + np.float64(epsilon))
+        moving_mean[j] = momentum * moving_mean[j] + keep * mu
+        moving_var[j] = momentum * moving_var[j] + keep * var
+
+
+@cuda.jit
+def _global_factor(inv_std, gamma, factor):
+    for j in range(cuda.grid(1), factor.shape[0], cuda.gridsize(1)):
+        factor[j] = inv_std[j] * gamma[j] if gamma.shape[0] > 0 else inv_std[j]
+
+
+@cuda.jit
+def _global_input_gradient(x_hat, dLdY, factor, sums, inv_m, dX):
+    m, C = dLdY.shape
+    for e in range(cuda.grid(1), m * C, cuda.gridsize(1)):
+        i = e // C
+        j = e - i * C
+        dX[i, j] = factor[j] * (dLdY[i, j] - sums[j] * inv_m - x_hat[i, j] * (sums[C + j] * inv_m))
+
+
+def batch_norm_shifted_sums(x, shift, sums):
+    """``sums[:C] = sum_rows (x - shift)``, ``sums[C:2C] = sum_rows (x - shift)^2``, ``sums[2C] = rows`` (float64)."""
+    C = x.shape[1]
+    blocks, shape, threads = _reduction_geometry(max(C, 1))
+    kernel, _ = _synchronized_reductions(threads)
+    kernel[blocks, shape](x, shift, sums)
+
+
+def batch_norm_global_forward(x, sums, gamma, beta, epsilon, momentum, moving_mean, moving_var, mean, inv_std, x_hat, y):
+    """Normalize this process's rows with the statistics of the summed sums (shift: ``moving_mean``
+    as it was), then update the moving statistics."""
+    m, C = x.shape
+    if C == 0:
+        return
+    _global_statistics[grid(C), block()](sums, epsilon, momentum, moving_mean, moving_var, mean, inv_std)
+    if m:
+        _normalize[grid(m * C), block()](x, mean, inv_std, gamma, beta, x_hat, y)
+
+
+def batch_norm_gradient_sums(x_hat, dLdY, sums):
+    """``sums[:C] = sum_rows dL/dy``, ``sums[C:] = sum_rows dL/dy x_hat``, in float64."""
+    C = dLdY.shape[1]
+    if C == 0:
+        return
+    blocks, shape, threads = _reduction_geometry(C)
+    _, kernel = _synchronized_reductions(threads)
+    kernel[blocks, shape](x_hat, dLdY, sums)
+
+
+def batch_norm_global_backward(x_hat, inv_std, gamma, dLdY, sums, inv_m, factor, dX):
+    """``dX`` of this process's rows from the summed gradient sums of every process (global ``1 / m``)."""
+    m, C = dLdY.shape
+    if C == 0:
+        return
+    _global_factor[grid(C), block()](inv_std, gamma, factor)
+    if m:
+        _global_input_gradient[grid(m * C), block()](x_hat, dLdY, factor, sums, np.float64(inv_m), dX)
