@@ -53,63 +53,56 @@ def _dataset(tmp_path, batch_size, n=203, weighted=False):
     return (x, y, extra["sample_weight"]) if weighted else (x, y)
 
 
-@needs_mpi
-@pytest.mark.parametrize("batch_size", [32, 7])  # 7: shards of 4 and 3 rows, and an uneven last batch
-def test_two_ranks_train_like_one_process_with_the_same_global_batch(tmp_path, batch_size):
-    x, y = _dataset(tmp_path, batch_size)
-    result = _mpirun(2, str(tmp_path), "train")
-    assert result.returncode == 0, result.stdout + result.stderr
-    ranks = [np.load(tmp_path / f"weights-rank{r}.npz") for r in range(2)]
-    for key in ranks[0].files:  # every rank ends with identical weights
-        np.testing.assert_array_equal(ranks[0][key], ranks[1][key])
-
+def _one_process(x, y, batch_size, **weights):
     fd.set_seed(5)
     single = fd.Sequential([fd.layers.Dense(16, activation="tanh", input_shape=(6,)), fd.layers.Dense(3, activation="softmax")])
     single.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = single.fit(x, y, batch_size=batch_size, epochs=3, validation_split=0.2, verbose=0)
-    for key, expected in zip(ranks[0].files, single.get_weights()):
-        np.testing.assert_allclose(ranks[0][key], expected, rtol=2e-5, atol=2e-6)
-
-    # losses, metrics and validation are reduced over the ranks: the same numbers as one process
-    logged = ast.literal_eval((tmp_path / "history-rank1.txt").read_text())
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(logged[key], history.history[key], rtol=1e-4, atol=1e-6)
-    # only rank 0 prints progress and writes logs
-    assert result.stdout.count("Epoch 3/3") == 1
-    assert (tmp_path / "log-rank0.csv").exists() and not (tmp_path / "log-rank1.csv").exists()
+    return single, single.fit(x, y, batch_size=batch_size, epochs=3, validation_split=0.2, verbose=0, **weights).history
 
 
 @needs_mpi
-def test_two_ranks_train_with_sample_weights_like_one_process(tmp_path):
-    x, y, weights = _dataset(tmp_path, 7, weighted=True)  # shards of 4 and 3 rows: each rank's loss is over its rows
-    result = _mpirun(2, str(tmp_path), "train")
+def test_two_ranks_train_like_one_process_with_the_same_global_batch(tmp_path):
+    # one launch, three runs: batch 32; batch 7 (shards of 4 and 3 rows, an uneven last batch); batch 7
+    # with sample weights (each rank's loss is over its own rows)
+    runs = {"b32": (32, False), "b7": (7, False), "b7-weighted": (7, True)}
+    for name, (batch_size, weighted) in runs.items():
+        (tmp_path / name).mkdir()
+        _dataset(tmp_path / name, batch_size, weighted=weighted)
+    result = _mpirun(2, "train", *(str(tmp_path / name) for name in runs))
     assert result.returncode == 0, result.stdout + result.stderr
-    fd.set_seed(5)
-    single = fd.Sequential([fd.layers.Dense(16, activation="tanh", input_shape=(6,)), fd.layers.Dense(3, activation="softmax")])
-    single.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = single.fit(x, y, batch_size=7, epochs=3, validation_split=0.2, verbose=0, sample_weight=weights)
-    ranks = np.load(tmp_path / "weights-rank0.npz")
-    for key, expected in zip(ranks.files, single.get_weights()):
-        np.testing.assert_allclose(ranks[key], expected, rtol=2e-5, atol=2e-6)
-    logged = ast.literal_eval((tmp_path / "history-rank1.txt").read_text())
-    for key in ("loss", "val_loss"):
-        np.testing.assert_allclose(logged[key], history.history[key], rtol=1e-4, atol=1e-6)
+    for name, (batch_size, weighted) in runs.items():
+        folder = tmp_path / name
+        x, y, *weights = _dataset(folder, batch_size, weighted=weighted)
+        ranks = [np.load(folder / f"weights-rank{r}.npz") for r in range(2)]
+        for key in ranks[0].files:  # every rank ends with identical weights
+            np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=name)
+        single, history = _one_process(x, y, batch_size, **({"sample_weight": weights[0]} if weighted else {}))
+        for key, expected in zip(ranks[0].files, single.get_weights()):
+            np.testing.assert_allclose(ranks[0][key], expected, rtol=2e-5, atol=2e-6, err_msg=name)
+        # losses, metrics and validation are reduced over the ranks: the same numbers as one process
+        logged = ast.literal_eval((folder / "history-rank1.txt").read_text())
+        for key in ("loss", "val_loss") if weighted else ("loss", "accuracy", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(logged[key], history[key], rtol=1e-4, atol=1e-6, err_msg=f"{name}: {key}")
+        # only rank 0 writes logs
+        assert (folder / "log-rank0.csv").exists() and not (folder / "log-rank1.csv").exists(), name
+    # and only rank 0 prints progress: one "Epoch 3/3" per run
+    assert result.stdout.count("Epoch 3/3") == len(runs), result.stdout
 
 
 @needs_mpi
 def test_ranks_that_disagree_on_the_data_all_get_the_same_error(tmp_path):
     _dataset(tmp_path, 32)
-    result = _mpirun(2, str(tmp_path), "disagree", timeout=120)
-    assert result.returncode != 0
-    # both ranks raise the same error, so neither waits for the other
-    assert result.stderr.count("x: rank 0 has [[162, 6]") == 2, result.stderr
-    assert result.stderr.count("fit: the 2 ranks disagree on validation") == 2
+    result = _mpirun(2, "disagree", str(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr  # every rank raised, none waited for the others
+    errors = [(tmp_path / f"error-rank{rank}.txt").read_text() for rank in range(2)]
+    assert errors[0] == errors[1], errors  # the same error on both ranks
+    assert "x: rank 0 has [[162, 6]" in errors[0] and errors[0].startswith("fit: the 2 ranks disagree on validation"), errors[0]
 
 
 @needs_mpi
 def test_a_rank_that_raises_ends_the_whole_job(tmp_path):
     _dataset(tmp_path, 32)
-    result = _mpirun(2, str(tmp_path), "crash", timeout=120)
+    result = _mpirun(2, "crash", str(tmp_path), timeout=120)
     assert result.returncode != 0
     assert "simulated failure on rank 1" in result.stderr
     assert "rank 1 of 2 failed; aborting the job" in result.stderr
