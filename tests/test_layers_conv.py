@@ -19,12 +19,19 @@ CONV2D = [
     ((4, 6, 6, 3), 2, (1, 1), 1, "valid", 1, "sigmoid"),
     ((2, 9, 7, 4), 3, (4, 3), (3, 2), "valid", 1, "gelu"),
     ((5, 5, 5, 2), 6, 5, 2, "same", 1, "softmax"),
+    # one input channel (im2col's tap-by-tap path): padding, strides, dilation, a window wider than the input
+    ((2, 12, 11, 1), 6, 5, 1, "same", 1, "relu"),
+    ((2, 9, 8, 1), 3, (5, 3), (2, 3), "same", 1, "tanh"),
+    ((2, 8, 7, 1), 2, 3, 1, "same", (2, 3), "linear"),
+    ((1, 3, 4, 1), 2, 5, 2, "same", 1, "linear"),
 ]
 CONV1D = [
     ((1, 5, 1), 1, 2, 1, "valid", 1, "linear"),
     ((3, 11, 4), 5, 3, 2, "same", 1, "tanh"),
     ((2, 9, 2), 3, 3, 1, "causal", 2, "elu"),
     ((4, 8, 3), 2, 4, 3, "causal", 1, "relu"),
+    ((2, 10, 1), 2, 3, 2, "same", 1, "relu"),
+    ((2, 9, 1), 3, 3, 1, "causal", 2, "linear"),
 ]
 
 

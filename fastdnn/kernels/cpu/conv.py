@@ -45,6 +45,15 @@ def im2col(x, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, cols):
     for b in range(n):
         for oy in range(oh):
             h0 = oy * sh - pad_top
+            if C == 1:
+                # Patch rows of single values: copying them span by span costs a loop set-up per
+                # handful of values, so fill the block of this output row tap by tap instead.
+                block = (b * oh + oy) * ow * K
+                for i in range(kh):
+                    hi = h0 + i * dh
+                    for j in range(kw):
+                        _fill_tap(xf, (b * H + hi) * W, 0 <= hi < H, j * dw - pad_left, sw, W, cf, block + i * kw + j, K, ow)
+                continue
             rows_inside = dh == 1 and h0 >= 0 and h0 + kh <= H
             for ox in range(ow):
                 w0 = ox * sw - pad_left
@@ -64,6 +73,31 @@ def im2col(x, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, cols):
                         else:
                             for c in range(C):
                                 cf[at + c] = 0
+
+
+@jit(inline="always")
+def _fill_tap(xf, row, row_inside, offset, stride, W, cf, at, K, count):
+    """``cf[at + ox K] = xf[row + ox stride + offset]`` for ``ox < count``, 0 where that column is outside ``[0, W)``
+    or the whole row is outside the input (``row_inside`` false)."""
+    lo, hi = 0, 0
+    if row_inside:
+        # ox stride + offset in [0, W): ox from ceil(-offset / stride) to floor((W - 1 - offset) / stride)
+        lo = min(max(-(offset // stride), 0), count)
+        hi = min(max((W - 1 - offset) // stride + 1, lo), count)
+    step = np.uint64(K)
+    o = np.uint64(at)
+    for _ in range(lo):
+        cf[o] = 0
+        o += step
+    s = np.uint64(row + lo * stride + offset)
+    src_step = np.uint64(stride)
+    for _ in range(lo, hi):
+        cf[o] = xf[s]
+        o += step
+        s += src_step
+    for _ in range(hi, count):
+        cf[o] = 0
+        o += step
 
 
 @jit(inline="always")
