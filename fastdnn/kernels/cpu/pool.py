@@ -19,6 +19,7 @@ import numpy as np
 from fastdnn.kernels.jit import jit
 
 _ZERO = np.float32(0.0)
+_NONE = np.uint64(0xFFFFFFFFFFFFFFFF)  # "no position found"
 
 
 @jit
@@ -61,7 +62,8 @@ def max_pool_backward(x, y, dLdY, ph, pw, sh, sw, pad_top, pad_left, dX):
     """``dX = 0``; each ``dL/dy`` is added at the first position of its window holding the maximum ``y``.
 
     ``y`` is the forward output. The window is scanned backwards keeping the last hit by a select,
-    which leaves the first one, without a data-dependent branch.
+    which leaves the first one, without a data-dependent branch. Offsets are unsigned and stepped,
+    not recomputed from the indices (numba would test every signed index for wraparound).
     """
     n, H, W, C = x.shape
     _, oh, ow, _ = y.shape
@@ -70,20 +72,27 @@ def max_pool_backward(x, y, dLdY, ph, pw, sh, sw, pad_top, pad_left, dX):
     gf = dLdY.reshape(-1)
     df = dX.reshape(-1)
     df[:] = 0
+    channels = np.uint64(C)
+    row_step = np.uint64(W * C)
     for b in range(n):
         for oy in range(oh):
             h0, h1 = _window(oy, sh, pad_top, ph, H)
             for ox in range(ow):
                 w0, w1 = _window(ox, sw, pad_left, pw, W)
-                out = ((b * oh + oy) * ow + ox) * C
-                for c in range(C):
+                out = np.uint64(((b * oh + oy) * ow + ox) * C)
+                # the window's last position, channel 0
+                last = np.uint64(((b * H + h1 - 1) * W + w1 - 1) * C)
+                for c in range(channels):
                     m = yf[out + c]
-                    first = -1
-                    for hi in range(h1 - 1, h0 - 1, -1):
-                        for wi in range(w1 - 1, w0 - 1, -1):
-                            at = ((b * H + hi) * W + wi) * C + c
+                    first = _NONE
+                    row = last + c
+                    for _ in range(h0, h1):
+                        at = row
+                        for _ in range(w0, w1):
                             first = at if xf[at] == m else first
-                    if first >= 0:  # a NaN maximum equals nothing: its gradient is dropped
+                            at -= channels
+                        row -= row_step
+                    if first != _NONE:  # a NaN maximum equals nothing: its gradient is dropped
                         df[first] += gf[out + c]
 
 
