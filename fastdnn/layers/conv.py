@@ -115,6 +115,10 @@ class _Conv(_ActivationMixin, Layer):
         self._geometry = (kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow)
         self._patch = kh * kw * self.channels
         self._positions = oh * ow
+        # One input channel, horizontal stride 1: a direct convolution over expanded rows beats the
+        # thin im2col product (see kernels.cpu.conv, "one input channel").
+        self._by_rows = self.channels == 1 and sw == 1
+        self._expanded = (oh - 1) * sh + (kh - 1) * dh + 1, (ow + (kw - 1) * dw) * self.filters
         self._no_bias = np.empty(0, dtype=self.dtype)
         self._empty_2d = np.empty((0, 0), dtype=self.dtype)
         self._empty_4d = np.empty((0, 0, 0, 0), dtype=self.dtype)
@@ -126,12 +130,22 @@ class _Conv(_ActivationMixin, Layer):
         n = x.shape[0]
         rows = n * self._positions
         x4 = x.reshape(n, *self._input_2d)
-        cols = self.buffer("cols", (rows, self._patch))
         y = self.buffer("y", (rows, self.filters))
         z = self.buffer("z", (rows, self.filters)) if self._separate_preactivation() else y
         act = self.activation
         W = self.params["W"].reshape(self._patch, self.filters)
-        conv_kernels.conv_forward(x4, W, self._bias(self.params), act.code, act.alpha_as(self.dtype), *self._geometry, cols, z, y)
+        if self._by_rows:
+            # ``cols`` holds the expanded rows here: what the backward pass reads in either layout
+            kh, kw, sh, _, dh, dw, pad_top, pad_left, oh, ow = self._geometry
+            cols = self.buffer("expanded", (n, *self._expanded))
+            width = ow * self.filters
+            conv_kernels.conv_forward_rows(
+                x4, W, self._bias(self.params), act.code, act.alpha_as(self.dtype), kh, kw, sh, dh, dw, pad_top, pad_left, oh, ow,
+                cols, self.buffer("tiled_kernel", (kh * kw, width)), self.buffer("tiled_bias", (width,)), z, y,
+            )
+        else:
+            cols = self.buffer("cols", (rows, self._patch))
+            conv_kernels.conv_forward(x4, W, self._bias(self.params), act.code, act.alpha_as(self.dtype), *self._geometry, cols, z, y)
         self._logits = z
         if training:
             self._cache = (cols, z, y, n)
@@ -149,26 +163,22 @@ class _Conv(_ActivationMixin, Layer):
         g2 = gradient.reshape(z.shape)
         dLdZ = self.buffer("dz", z.shape) if code != activation_kernels.LINEAR else g2
         if self.compute_input_grad:
-            dcols = self.buffer("dcols", cols.shape)
+            dcols = self.buffer("dcols", (z.shape[0], self._patch))
             dX = self.buffer("dx", (n, *self._input_2d))
         else:
             dcols, dX = self._empty_2d, self._empty_4d
-        conv_kernels.conv_backward(
-            cols,
-            self.params["W"].reshape(self._patch, self.filters),
-            z,
-            y,
-            g2,
-            code,
-            self.activation.alpha_as(self.dtype),
-            *self._geometry,
-            dLdZ,
-            self.grads["W"].reshape(self._patch, self.filters),
-            self._bias(self.grads),
-            dcols,
-            dX,
-            self.compute_input_grad,
-        )
+        W = self.params["W"].reshape(self._patch, self.filters)
+        dW = self.grads["W"].reshape(self._patch, self.filters)
+        alpha = self.activation.alpha_as(self.dtype)
+        if self._by_rows:
+            acc = self.buffer("kernel_sums", (self._patch, self._geometry[-1] * self.filters))
+            conv_kernels.conv_backward_rows(
+                cols, W, z, y, g2, code, alpha, *self._geometry, acc, dLdZ, dW, self._bias(self.grads), dcols, dX, self.compute_input_grad
+            )
+        else:
+            conv_kernels.conv_backward(
+                cols, W, z, y, g2, code, alpha, *self._geometry, dLdZ, dW, self._bias(self.grads), dcols, dX, self.compute_input_grad
+            )
         return dX.reshape(n, *self.input_shape) if self.compute_input_grad else None
 
     def get_config(self):

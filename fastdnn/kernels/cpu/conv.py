@@ -196,3 +196,150 @@ def conv_backward(
     if compute_dx:
         np.matmul(g, K.T, out=dcols)
         col2im(dcols, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX)
+
+
+# -- one input channel, horizontal stride 1: direct convolution over rows --------------------------
+#
+# With C == 1 the patch matrix has kh kw columns and the product has F (few) columns: BLAS runs such
+# thin products far below its peak, and im2col writes kh kw copies of the input. Instead each padded
+# input row is stored once with every value repeated F times ("expanded": ``xe[b, r, w F + f]``), so
+# that tap (i, j) of an output row is ONE contiguous multiply-add of length ``ow F``:
+#
+#     z[b, oy, :, :] += xe[b, oy sh + i dh, j dw F : j dw F + ow F] * wt[i kw + j]
+#
+# with ``wt[t, ox F + f] = K[t, f]`` (the kernel tiled along the row). dL/dK is the same walk with the
+# product accumulated into ``acc[t, ox F + f]``, summed over ``ox`` at the end. The expanded rows are
+# kept from forward to backward in place of the patch matrix (F / (kh kw) of its size per position).
+
+
+@jit
+def expand_rows(x, F, pad_top, pad_left, xe):
+    """``xe[b, r, w F + f] = x[b, r - pad_top, w - pad_left, 0]`` for every ``f < F``; 0 outside the input.
+
+    ``x`` is ``(n, H, W, 1)``; ``xe`` is ``(n, Hp, Wp F)``, the padded height and width the output reads.
+    """
+    n, H, W, _ = x.shape
+    _, Hp, width = xe.shape
+    Wp = width // F
+    for b in range(n):
+        for r in range(Hp):
+            row = xe[b, r]
+            row[:] = 0
+            hi = r - pad_top
+            if hi < 0 or hi >= H:
+                continue
+            for wi in range(max(0, -pad_left), min(W, Wp - pad_left)):
+                v = x[b, hi, wi, 0]
+                at = (wi + pad_left) * F
+                for f in range(F):
+                    row[at + f] = v
+
+
+@jit
+def tile_row(K, ow, wt):
+    """``wt[t, ox F + f] = K[t, f]`` for ``ox < ow`` (``K`` is ``(T, F)``, ``wt`` is ``(T, ow F)``)."""
+    T, F = K.shape
+    for t in range(T):
+        for ox in range(ow):
+            for f in range(F):
+                wt[t, ox * F + f] = K[t, f]
+
+
+@jit(inline="always")
+def _tap(xe, b, oy, t, kw, sh, dh, dw, F):
+    """The expanded row tap ``t = i kw + j`` of output row ``oy`` reads, and its offset into it."""
+    i, j = t // kw, t % kw
+    return xe[b, oy * sh + i * dh], np.uint64(j * dw * F)
+
+
+@jit
+def conv_rows(xe, wt, bt, kh, kw, sh, dh, dw, oh, ow, z):
+    """``z[b, oy] = bt + sum_{i, j} xe[b, oy sh + i dh, j dw F:][:ow F] * wt[i kw + j]`` (``z`` is ``(n oh ow, F)``)."""
+    n = xe.shape[0]
+    F = z.shape[1]
+    width = ow * F
+    cells = np.uint64(width)  # unsigned: no wraparound test per element, so the inner loop vectorizes
+    taps = kh * kw
+    zf = z.reshape(-1)
+    for b in range(n):
+        for oy in range(oh):
+            out = zf[(b * oh + oy) * width : (b * oh + oy + 1) * width]
+            out[:] = bt
+            # four taps per pass over the row: one load and store of ``out`` per four products
+            t = 0
+            while t + 4 <= taps:
+                s0, o0 = _tap(xe, b, oy, t, kw, sh, dh, dw, F)
+                s1, o1 = _tap(xe, b, oy, t + 1, kw, sh, dh, dw, F)
+                s2, o2 = _tap(xe, b, oy, t + 2, kw, sh, dh, dw, F)
+                s3, o3 = _tap(xe, b, oy, t + 3, kw, sh, dh, dw, F)
+                w0, w1, w2, w3 = wt[t], wt[t + 1], wt[t + 2], wt[t + 3]
+                for q in range(cells):
+                    out[q] += s0[o0 + q] * w0[q] + s1[o1 + q] * w1[q] + s2[o2 + q] * w2[q] + s3[o3 + q] * w3[q]
+                t += 4
+            while t < taps:
+                s0, o0 = _tap(xe, b, oy, t, kw, sh, dh, dw, F)
+                w0 = wt[t]
+                for q in range(cells):
+                    out[q] += s0[o0 + q] * w0[q]
+                t += 1
+
+
+@jit
+def kernel_grad_rows(xe, g, kh, kw, sh, dh, dw, oh, ow, acc, dK):
+    """``dK[i kw + j, f] = sum_{b, oy, ox} xe[b, oy sh + i dh, (ox + j dw) F + f] g[(b oh + oy) ow + ox, f]``.
+
+    ``acc`` (``(kh kw, ow F)``) holds the sums per output column until the last row.
+    """
+    n = xe.shape[0]
+    F = g.shape[1]
+    width = ow * F
+    cells = np.uint64(width)
+    gf = g.reshape(-1)
+    acc[:] = 0
+    for b in range(n):
+        for oy in range(oh):
+            grow = gf[(b * oh + oy) * width : (b * oh + oy + 1) * width]
+            for i in range(kh):
+                src = xe[b, oy * sh + i * dh]
+                for j in range(kw):
+                    a = acc[i * kw + j]
+                    off = np.uint64(j * dw * F)
+                    for q in range(cells):
+                        a[q] += src[off + q] * grow[q]
+    dK[:] = 0
+    for t in range(kh * kw):
+        for ox in range(ow):
+            for f in range(F):
+                dK[t, f] += acc[t, ox * F + f]
+
+
+def conv_forward_rows(x, K, b, code, alpha, kh, kw, sh, dh, dw, pad_top, pad_left, oh, ow, xe, wt, bt, z, y):
+    """`conv_forward` for ``C == 1`` and a horizontal stride of 1, by expanded rows; ``xe`` is kept for
+    `conv_backward_rows`. ``wt`` (``(kh kw, ow F)``) and ``bt`` (``(ow F,)``) are scratch."""
+    F = K.shape[1]
+    expand_rows(x, F, pad_top, pad_left, xe)
+    tile_row(K, ow, wt)
+    if b.shape[0] > 0:
+        tile_row(b.reshape(1, F), ow, bt.reshape(1, -1))
+    else:
+        bt[:] = 0
+    conv_rows(xe, wt, bt, kh, kw, sh, dh, dw, oh, ow, z)
+    bias_activation(z, b[:0], code, alpha, y)
+
+
+def conv_backward_rows(
+    xe, K, z, y, dLdY, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, acc, dLdZ, dK, db, dcols, dX, compute_dx
+):
+    """`conv_backward` for the layout of `conv_forward_rows`: ``dK`` from the expanded rows (``acc`` is
+    scratch), ``dX`` as there (``dL/dz K^T``, then `col2im`)."""
+    if code == LINEAR:
+        g = dLdY
+    else:
+        activation_backward(code, z, y, dLdY, alpha, dLdZ)
+        g = dLdZ
+    kernel_grad_rows(xe, g, kh, kw, sh, dh, dw, oh, ow, acc, dK)
+    if db.shape[0] > 0:
+        column_sums(g, db)
+    if compute_dx:
+        np.matmul(g, K.T, out=dcols)
+        col2im(dcols, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX)
