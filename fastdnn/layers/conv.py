@@ -115,10 +115,12 @@ class _Conv(_ActivationMixin, Layer):
         self._geometry = (kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow)
         self._patch = kh * kw * self.channels
         self._positions = oh * ow
-        # One input channel, horizontal stride 1: a direct convolution over expanded rows beats the
-        # thin im2col product (see kernels.cpu.conv, "one input channel").
-        self._by_rows = self.channels == 1 and sw == 1
-        self._expanded = (oh - 1) * sh + (kh - 1) * dh + 1, (ow + (kw - 1) * dw) * self.filters
+        # One input channel, strides of 1: a direct convolution over padded planes beats the thin
+        # im2col product (see kernels.cpu.conv, "one input channel").
+        self._by_planes = self.channels == 1 and sh == 1 and sw == 1
+        plane_width = ow + (kw - 1) * dw
+        self._plane = (oh + (kh - 1) * dh) * plane_width
+        self._plane_outputs = (oh - 1) * plane_width + ow
         self._no_bias = np.empty(0, dtype=self.dtype)
         self._empty_2d = np.empty((0, 0), dtype=self.dtype)
         self._empty_4d = np.empty((0, 0, 0, 0), dtype=self.dtype)
@@ -134,14 +136,13 @@ class _Conv(_ActivationMixin, Layer):
         z = self.buffer("z", (rows, self.filters)) if self._separate_preactivation() else y
         act = self.activation
         W = self.params["W"].reshape(self._patch, self.filters)
-        if self._by_rows:
-            # ``cols`` holds the expanded rows here: what the backward pass reads in either layout
-            kh, kw, sh, _, dh, dw, pad_top, pad_left, oh, ow = self._geometry
-            cols = self.buffer("expanded", (n, *self._expanded))
-            width = ow * self.filters
-            conv_kernels.conv_forward_rows(
-                x4, W, self._bias(self.params), act.code, act.alpha_as(self.dtype), kh, kw, sh, dh, dw, pad_top, pad_left, oh, ow,
-                cols, self.buffer("tiled_kernel", (kh * kw, width)), self.buffer("tiled_bias", (width,)), z, y,
+        if self._by_planes:
+            # ``cols`` holds the padded planes here: what the backward pass reads in either layout
+            kh, kw, _, _, dh, dw, pad_top, pad_left, oh, ow = self._geometry
+            cols = self.buffer("planes", (n, self._plane))
+            conv_kernels.conv_forward_planes(
+                x4, W, self._bias(self.params), act.code, act.alpha_as(self.dtype), kh, kw, dh, dw, pad_top, pad_left, oh, ow,
+                cols, self.buffer("plane_outputs", (self.filters, self._plane_outputs)), z, y,
             )
         else:
             cols = self.buffer("cols", (rows, self._patch))
@@ -170,10 +171,10 @@ class _Conv(_ActivationMixin, Layer):
         W = self.params["W"].reshape(self._patch, self.filters)
         dW = self.grads["W"].reshape(self._patch, self.filters)
         alpha = self.activation.alpha_as(self.dtype)
-        if self._by_rows:
-            acc = self.buffer("kernel_sums", (self._patch, self._geometry[-1] * self.filters))
-            conv_kernels.conv_backward_rows(
-                cols, W, z, y, g2, code, alpha, *self._geometry, acc, dLdZ, dW, self._bias(self.grads), dcols, dX, self.compute_input_grad
+        if self._by_planes:
+            gp = self.buffer("plane_outputs", (self.filters, self._plane_outputs))
+            conv_kernels.conv_backward_planes(
+                cols, W, z, y, g2, code, alpha, *self._geometry, gp, dLdZ, dW, self._bias(self.grads), dcols, dX, self.compute_input_grad
             )
         else:
             conv_kernels.conv_backward(

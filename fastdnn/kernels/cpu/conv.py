@@ -198,146 +198,143 @@ def conv_backward(
         col2im(dcols, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX)
 
 
-# -- one input channel, horizontal stride 1: direct convolution over rows --------------------------
+# -- one input channel, stride 1: direct convolution over padded planes -----------------------------
 #
-# With C == 1 the patch matrix has kh kw columns and the product has F (few) columns: BLAS runs such
-# thin products far below its peak, and im2col writes kh kw copies of the input. Instead each padded
-# input row is stored once with every value repeated F times ("expanded": ``xe[b, r, w F + f]``), so
-# that tap (i, j) of an output row is ONE contiguous multiply-add of length ``ow F``:
+# With C == 1 the patch matrix has kh kw columns and the product F (few): BLAS runs such thin
+# products far below its peak, and im2col writes kh kw copies of the input. Instead each sample is
+# stored once, zero-padded, as a flat plane ``xp`` of ``Hp`` rows of ``Wp`` values. Output position
+# ``(oy, ox)`` sits at ``q = oy Wp + ox`` and tap ``(i, j)`` reads ``xp[q + i dh Wp + j dw]``: one
+# shift of the whole plane, so that a tap of a filter is ONE long multiply-add with a scalar weight,
 #
-#     z[b, oy, :, :] += xe[b, oy sh + i dh, j dw F : j dw F + ow F] * wt[i kw + j]
+#     zp[f, q] += K[i kw + j, f] * xp[b, q + i dh Wp + j dw]      for q < L = (oh - 1) Wp + ow,
 #
-# with ``wt[t, ox F + f] = K[t, f]`` (the kernel tiled along the row). dL/dK is the same walk with the
-# product accumulated into ``acc[t, ox F + f]``, summed over ``ox`` at the end. The expanded rows are
-# kept from forward to backward in place of the patch matrix (F / (kh kw) of its size per position).
+# (positions with ``ox >= ow`` are computed and thrown away: (kw - 1) dw per row), and dL/dK a dot
+# product of the same shifted plane with ``dL/dz`` laid out alike (zeros at the thrown-away positions).
+# The planes are kept from forward to backward in place of the patch matrix (1/(kh kw) of its size).
 
 
 @jit
-def expand_rows(x, F, pad_top, pad_left, xe):
-    """``xe[b, r, w F + f] = x[b, r - pad_top, w - pad_left, 0]`` for every ``f < F``; 0 outside the input.
-
-    ``x`` is ``(n, H, W, 1)``; ``xe`` is ``(n, Hp, Wp F)``, the padded height and width the output reads.
-    """
+def pad_planes(x, pad_top, pad_left, Wp, xp):
+    """``xp[b, (h + pad_top) Wp + w + pad_left] = x[b, h, w, 0]``, 0 elsewhere (``xp`` is ``(n, Hp Wp)``)."""
     n, H, W, _ = x.shape
-    _, Hp, width = xe.shape
-    Wp = width // F
+    xp[:] = 0
+    Hp = xp.shape[1] // Wp
     for b in range(n):
-        for r in range(Hp):
-            row = xe[b, r]
-            row[:] = 0
-            hi = r - pad_top
-            if hi < 0 or hi >= H:
-                continue
-            for wi in range(max(0, -pad_left), min(W, Wp - pad_left)):
-                v = x[b, hi, wi, 0]
-                at = (wi + pad_left) * F
-                for f in range(F):
-                    row[at + f] = v
+        for h in range(min(H, Hp - pad_top)):
+            at = (h + pad_top) * Wp + pad_left
+            for w in range(min(W, Wp - pad_left)):
+                xp[b, at + w] = x[b, h, w, 0]
 
 
 @jit
-def tile_row(K, ow, wt):
-    """``wt[t, ox F + f] = K[t, f]`` for ``ox < ow`` (``K`` is ``(T, F)``, ``wt`` is ``(T, ow F)``)."""
+def conv_planes(xp, K, b, kh, kw, dh, dw, oh, ow, Wp, zp, z):
+    """``z[(s oh + oy) ow + ox, f] = b[f] + sum_t K[t, f] xp[s, oy Wp + ox + i dh Wp + j dw]`` (``t = i kw + j``).
+
+    ``zp`` (``(F, L)``) is scratch: one sample's output planes before they are interleaved into ``z``.
+    """
+    n = xp.shape[0]
     T, F = K.shape
-    for t in range(T):
-        for ox in range(ow):
-            for f in range(F):
-                wt[t, ox * F + f] = K[t, f]
+    L = np.uint64((oh - 1) * Wp + ow)
+    for s in range(n):
+        plane = xp[s]
+        for f in range(F):
+            out = zp[f]
+            start = b[f] if b.shape[0] > 0 else K[0, f] * 0
+            for q in range(L):
+                out[q] = start
+            # four taps per pass: one load and store of ``out`` per four products
+            t = 0
+            while t + 4 <= T:
+                o0, o1, o2, o3 = _shift(t, kw, dh, dw, Wp), _shift(t + 1, kw, dh, dw, Wp), _shift(t + 2, kw, dh, dw, Wp), _shift(t + 3, kw, dh, dw, Wp)
+                k0, k1, k2, k3 = K[t, f], K[t + 1, f], K[t + 2, f], K[t + 3, f]
+                for q in range(L):
+                    out[q] += k0 * plane[o0 + q] + k1 * plane[o1 + q] + k2 * plane[o2 + q] + k3 * plane[o3 + q]
+                t += 4
+            while t < T:
+                o0 = _shift(t, kw, dh, dw, Wp)
+                k0 = K[t, f]
+                for q in range(L):
+                    out[q] += k0 * plane[o0 + q]
+                t += 1
+        for oy in range(oh):
+            for ox in range(ow):
+                row = (s * oh + oy) * ow + ox
+                for f in range(F):
+                    z[row, f] = zp[f, oy * Wp + ox]
+
+
+@jit
+def kernel_grad_planes(xp, g, kh, kw, dh, dw, oh, ow, Wp, gp, dK):
+    """``dK[t, f] = sum_{s, q} xp[s, q + i dh Wp + j dw] gp[f, q]`` with ``gp`` sample ``s``'s ``g`` as planes.
+
+    ``gp`` (``(F, L)``) is scratch; its thrown-away positions stay 0.
+    """
+    n = xp.shape[0]
+    T, F = dK.shape
+    L = np.uint64((oh - 1) * Wp + ow)
+    gp[:] = 0
+    dK[:] = 0
+    for s in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                row = (s * oh + oy) * ow + ox
+                for f in range(F):
+                    gp[f, oy * Wp + ox] = g[row, f]
+        plane = xp[s]
+        for t in range(T):
+            o = _shift(t, kw, dh, dw, Wp)
+            # four filters per pass: one load of the plane per four products
+            f = 0
+            while f + 4 <= F:
+                g0, g1, g2, g3 = gp[f], gp[f + 1], gp[f + 2], gp[f + 3]
+                a0 = a1 = a2 = a3 = g0[0] * 0
+                for q in range(L):
+                    v = plane[o + q]
+                    a0 += v * g0[q]
+                    a1 += v * g1[q]
+                    a2 += v * g2[q]
+                    a3 += v * g3[q]
+                dK[t, f] += a0
+                dK[t, f + 1] += a1
+                dK[t, f + 2] += a2
+                dK[t, f + 3] += a3
+                f += 4
+            while f < F:
+                g0 = gp[f]
+                a0 = g0[0] * 0
+                for q in range(L):
+                    a0 += plane[o + q] * g0[q]
+                dK[t, f] += a0
+                f += 1
 
 
 @jit(inline="always")
-def _tap(xe, b, oy, t, kw, sh, dh, dw, F):
-    """The expanded row tap ``t = i kw + j`` of output row ``oy`` reads, and its offset into it."""
-    i, j = t // kw, t % kw
-    return xe[b, oy * sh + i * dh], np.uint64(j * dw * F)
+def _shift(t, kw, dh, dw, Wp):
+    """Where tap ``t = i kw + j`` reads the plane, relative to the output position (unsigned: no
+    wraparound test per element, so that the loops vectorize)."""
+    return np.uint64((t // kw) * dh * Wp + (t % kw) * dw)
 
 
-@jit
-def conv_rows(xe, wt, bt, kh, kw, sh, dh, dw, oh, ow, z):
-    """``z[b, oy] = bt + sum_{i, j} xe[b, oy sh + i dh, j dw F:][:ow F] * wt[i kw + j]`` (``z`` is ``(n oh ow, F)``)."""
-    n = xe.shape[0]
-    F = z.shape[1]
-    width = ow * F
-    cells = np.uint64(width)  # unsigned: no wraparound test per element, so the inner loop vectorizes
-    taps = kh * kw
-    zf = z.reshape(-1)
-    for b in range(n):
-        for oy in range(oh):
-            out = zf[(b * oh + oy) * width : (b * oh + oy + 1) * width]
-            out[:] = bt
-            # four taps per pass over the row: one load and store of ``out`` per four products
-            t = 0
-            while t + 4 <= taps:
-                s0, o0 = _tap(xe, b, oy, t, kw, sh, dh, dw, F)
-                s1, o1 = _tap(xe, b, oy, t + 1, kw, sh, dh, dw, F)
-                s2, o2 = _tap(xe, b, oy, t + 2, kw, sh, dh, dw, F)
-                s3, o3 = _tap(xe, b, oy, t + 3, kw, sh, dh, dw, F)
-                w0, w1, w2, w3 = wt[t], wt[t + 1], wt[t + 2], wt[t + 3]
-                for q in range(cells):
-                    out[q] += s0[o0 + q] * w0[q] + s1[o1 + q] * w1[q] + s2[o2 + q] * w2[q] + s3[o3 + q] * w3[q]
-                t += 4
-            while t < taps:
-                s0, o0 = _tap(xe, b, oy, t, kw, sh, dh, dw, F)
-                w0 = wt[t]
-                for q in range(cells):
-                    out[q] += s0[o0 + q] * w0[q]
-                t += 1
-
-
-@jit
-def kernel_grad_rows(xe, g, kh, kw, sh, dh, dw, oh, ow, acc, dK):
-    """``dK[i kw + j, f] = sum_{b, oy, ox} xe[b, oy sh + i dh, (ox + j dw) F + f] g[(b oh + oy) ow + ox, f]``.
-
-    ``acc`` (``(kh kw, ow F)``) holds the sums per output column until the last row.
-    """
-    n = xe.shape[0]
-    F = g.shape[1]
-    width = ow * F
-    cells = np.uint64(width)
-    gf = g.reshape(-1)
-    acc[:] = 0
-    for b in range(n):
-        for oy in range(oh):
-            grow = gf[(b * oh + oy) * width : (b * oh + oy + 1) * width]
-            for i in range(kh):
-                src = xe[b, oy * sh + i * dh]
-                for j in range(kw):
-                    a = acc[i * kw + j]
-                    off = np.uint64(j * dw * F)
-                    for q in range(cells):
-                        a[q] += src[off + q] * grow[q]
-    dK[:] = 0
-    for t in range(kh * kw):
-        for ox in range(ow):
-            for f in range(F):
-                dK[t, f] += acc[t, ox * F + f]
-
-
-def conv_forward_rows(x, K, b, code, alpha, kh, kw, sh, dh, dw, pad_top, pad_left, oh, ow, xe, wt, bt, z, y):
-    """`conv_forward` for ``C == 1`` and a horizontal stride of 1, by expanded rows; ``xe`` is kept for
-    `conv_backward_rows`. ``wt`` (``(kh kw, ow F)``) and ``bt`` (``(ow F,)``) are scratch."""
-    F = K.shape[1]
-    expand_rows(x, F, pad_top, pad_left, xe)
-    tile_row(K, ow, wt)
-    if b.shape[0] > 0:
-        tile_row(b.reshape(1, F), ow, bt.reshape(1, -1))
-    else:
-        bt[:] = 0
-    conv_rows(xe, wt, bt, kh, kw, sh, dh, dw, oh, ow, z)
+def conv_forward_planes(x, K, b, code, alpha, kh, kw, dh, dw, pad_top, pad_left, oh, ow, xp, zp, z, y):
+    """`conv_forward` for ``C == 1`` and strides of 1, by padded planes ``xp`` (``(n, Hp Wp)``, kept
+    for `conv_backward_planes`); ``zp`` (``(F, (oh - 1) Wp + ow)``) is scratch."""
+    Wp = ow + (kw - 1) * dw
+    pad_planes(x, pad_top, pad_left, Wp, xp)
+    conv_planes(xp, K, b, kh, kw, dh, dw, oh, ow, Wp, zp, z)
     bias_activation(z, b[:0], code, alpha, y)
 
 
-def conv_backward_rows(
-    xe, K, z, y, dLdY, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, acc, dLdZ, dK, db, dcols, dX, compute_dx
+def conv_backward_planes(
+    xp, K, z, y, dLdY, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, gp, dLdZ, dK, db, dcols, dX, compute_dx
 ):
-    """`conv_backward` for the layout of `conv_forward_rows`: ``dK`` from the expanded rows (``acc`` is
-    scratch), ``dX`` as there (``dL/dz K^T``, then `col2im`)."""
+    """`conv_backward` for the layout of `conv_forward_planes`: ``dK`` from the planes (``gp`` is
+    scratch shaped as ``zp``), ``dX`` as there (``dL/dz K^T``, then `col2im`)."""
     if code == LINEAR:
         g = dLdY
     else:
         activation_backward(code, z, y, dLdY, alpha, dLdZ)
         g = dLdZ
-    kernel_grad_rows(xe, g, kh, kw, sh, dh, dw, oh, ow, acc, dK)
+    kernel_grad_planes(xp, g, kh, kw, dh, dw, oh, ow, ow + (kw - 1) * dw, gp, dK)
     if db.shape[0] > 0:
         column_sums(g, db)
     if compute_dx:
