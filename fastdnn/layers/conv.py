@@ -1,4 +1,5 @@
-"""Convolution layers (channels last): Conv1D and Conv2D, computed as im2col + one BLAS product."""
+"""Convolution layers (channels last): Conv1D and Conv2D, computed as im2col + one BLAS product (or,
+with one input channel and strides of 1, directly over padded planes)."""
 
 import numpy as np
 
@@ -217,7 +218,8 @@ class Conv2D(_Conv):
 
     ``z[b, oy, ox, f] = sum_{i, j, c} x[b, oy sh - pt + i dh, ox sw - pl + j dw, c] W[i, j, c, f] + b[f]``,
     ``y = f(z)``, with zeros outside the input. Computed as one matrix product of the patch matrix
-    (im2col) with ``W`` reshaped to ``(kh kw C, filters)``; see ``fastdnn.kernels.cpu.conv``.
+    (im2col) with ``W`` reshaped to ``(kh kw C, filters)``, or with one input channel and strides of 1
+    directly over zero-padded sample planes; see ``fastdnn.kernels.cpu.conv``.
 
     Parameters
     ----------

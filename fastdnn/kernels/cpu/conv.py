@@ -1,4 +1,5 @@
-"""Convolution kernels (channels last) as matrix products: im2col, one BLAS gemm, col2im.
+"""Convolution kernels (channels last) as matrix products: im2col, one BLAS gemm, col2im; and, for one
+input channel and strides of 1, a direct convolution over padded planes (at the end of this module).
 
 Geometry, per spatial axis: output position ``o`` and kernel tap ``i`` read input position
 ``o s - p + i d`` (stride ``s``, leading padding ``p``, dilation ``d``); positions outside the input
