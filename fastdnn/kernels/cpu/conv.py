@@ -24,7 +24,7 @@ of ``dL/dK``), so BLAS does the arithmetic and nothing is allocated per batch.
 
 import numpy as np
 
-from fastdnn.kernels.cpu.activation import LINEAR, activation_backward
+from fastdnn.kernels.cpu.activation import LINEAR, RELU, activation_backward
 from fastdnn.kernels.cpu.dense import bias_activation, column_sums
 from fastdnn.kernels.jit import jit
 
@@ -228,10 +228,12 @@ def pad_planes(x, pad_top, pad_left, Wp, xp):
 
 
 @jit
-def conv_planes(xp, K, b, kh, kw, dh, dw, oh, ow, Wp, zp, z):
-    """``z[(s oh + oy) ow + ox, f] = b[f] + sum_t K[t, f] xp[s, oy Wp + ox + i dh Wp + j dw]`` (``t = i kw + j``).
+def conv_planes(xp, K, b, relu, kh, kw, dh, dw, oh, ow, Wp, zp, z, y):
+    """``z[(s oh + oy) ow + ox, f] = b[f] + sum_t K[t, f] xp[s, oy Wp + ox + i dh Wp + j dw]`` (``t = i kw + j``),
+    and ``y = relu(z)`` if ``relu`` (else ``y`` is not touched).
 
-    ``zp`` (``(F, L)``) is scratch: one sample's output planes before they are interleaved into ``z``.
+    ``zp`` (``(F, L)``) is scratch: one sample's output planes before they are interleaved into ``z``,
+    a strided walk in which the relu costs little and saves a pass over ``z``.
     """
     n = xp.shape[0]
     T, F = K.shape
@@ -257,30 +259,48 @@ def conv_planes(xp, K, b, kh, kw, dh, dw, oh, ow, Wp, zp, z):
                 for q in range(L):
                     out[q] += k0 * plane[o0 + q]
                 t += 1
-        for oy in range(oh):
-            for ox in range(ow):
-                row = (s * oh + oy) * ow + ox
-                for f in range(F):
-                    z[row, f] = zp[f, oy * Wp + ox]
+        if relu:
+            _interleave(zp, s, oh, ow, Wp, RELU, z, y)
+        else:
+            _interleave(zp, s, oh, ow, Wp, LINEAR, z, z)
+
+
+@jit(inline="always")
+def _interleave(zp, s, oh, ow, Wp, code, z, y):
+    """``z[(s oh + oy) ow + ox, f] = zp[f, oy Wp + ox]``, ``y = f(z)``; inlined with ``code`` a
+    constant, so that the activation is not a call per element."""
+    F = zp.shape[0]
+    zero = zp[0, 0] * 0
+    for oy in range(oh):
+        for ox in range(ow):
+            row = (s * oh + oy) * ow + ox
+            for f in range(F):
+                v = zp[f, oy * Wp + ox]
+                z[row, f] = v
+                if code == RELU:
+                    y[row, f] = zero if v <= zero else v  # as activation.forward_scalar: a NaN propagates
 
 
 @jit
-def kernel_grad_planes(xp, g, kh, kw, dh, dw, oh, ow, Wp, gp, dK):
-    """``dK[t, f] = sum_{s, q} xp[s, q + i dh Wp + j dw] gp[f, q]`` with ``gp`` sample ``s``'s ``g`` as planes.
+def kernel_grad_planes(xp, dLdY, y, relu, kh, kw, dh, dw, oh, ow, Wp, gp, dLdZ, db, dK):
+    """``dK[t, f] = sum_{s, q} xp[s, q + i dh Wp + j dw] gp[f, q]`` with ``gp`` sample ``s``'s ``dL/dz`` as
+    planes: ``dL/dy relu'(z)`` (from ``y``) if ``relu``, else ``dLdY`` is ``dL/dz``.
 
-    ``gp`` (``(F, L)``) is scratch; its thrown-away positions stay 0.
+    On the same walk ``db = sum_rows dL/dz`` (if non-empty) and, if ``relu`` and ``dLdZ`` is
+    non-empty, ``dLdZ = dL/dz`` (the input gradient's product reads it). ``gp`` (``(F, L)``) is
+    scratch; its thrown-away positions stay 0.
     """
     n = xp.shape[0]
     T, F = dK.shape
     L = np.uint64((oh - 1) * Wp + ow)
     gp[:] = 0
     dK[:] = 0
+    db[:] = 0
     for s in range(n):
-        for oy in range(oh):
-            for ox in range(ow):
-                row = (s * oh + oy) * ow + ox
-                for f in range(F):
-                    gp[f, oy * Wp + ox] = g[row, f]
+        if relu:
+            _gradient_planes(dLdY, y, s, oh, ow, Wp, RELU, gp, dLdZ, db)
+        else:
+            _gradient_planes(dLdY, y, s, oh, ow, Wp, LINEAR, gp, dLdZ, db)
         plane = xp[s]
         for t in range(T):
             o = _shift(t, kw, dh, dw, Wp)
@@ -310,6 +330,30 @@ def kernel_grad_planes(xp, g, kh, kw, dh, dw, oh, ow, Wp, gp, dK):
 
 
 @jit(inline="always")
+def _gradient_planes(dLdY, y, s, oh, ow, Wp, code, gp, dLdZ, db):
+    """Sample ``s``'s ``dL/dz`` into ``gp`` (and ``dLdZ``, ``db``: see `kernel_grad_planes`); inlined with
+    ``code`` a constant."""
+    F = gp.shape[0]
+    bias = db.shape[0] > 0
+    keep = code == RELU and dLdZ.shape[0] > 0
+    zero = gp[0, 0] * 0
+    one = zero + 1
+    for oy in range(oh):
+        for ox in range(ow):
+            row = (s * oh + oy) * ow + ox
+            for f in range(F):
+                g = dLdY[row, f]
+                if code == RELU:
+                    # relu'(z) from y, a factor as in activation.derivative_scalar (so a NaN dL/dy stays NaN)
+                    g *= one if y[row, f] > zero else zero
+                gp[f, oy * Wp + ox] = g
+                if keep:
+                    dLdZ[row, f] = g
+                if bias:
+                    db[f] += g
+
+
+@jit(inline="always")
 def _shift(t, kw, dh, dw, Wp):
     """Where tap ``t = i kw + j`` reads the plane, relative to the output position (unsigned: no
     wraparound test per element, so that the loops vectorize)."""
@@ -318,26 +362,31 @@ def _shift(t, kw, dh, dw, Wp):
 
 def conv_forward_planes(x, K, b, code, alpha, kh, kw, dh, dw, pad_top, pad_left, oh, ow, xp, zp, z, y):
     """`conv_forward` for ``C == 1`` and strides of 1, by padded planes ``xp`` (``(n, Hp Wp)``, kept
-    for `conv_backward_planes`); ``zp`` (``(F, (oh - 1) Wp + ow)``) is scratch."""
+    for `conv_backward_planes`); ``zp`` (``(F, (oh - 1) Wp + ow)``) is scratch. A relu is applied on
+    the way, any other activation in a pass of its own."""
     Wp = ow + (kw - 1) * dw
     pad_planes(x, pad_top, pad_left, Wp, xp)
-    conv_planes(xp, K, b, kh, kw, dh, dw, oh, ow, Wp, zp, z)
-    bias_activation(z, b[:0], code, alpha, y)
+    conv_planes(xp, K, b, code == RELU, kh, kw, dh, dw, oh, ow, Wp, zp, z, y)
+    if code != RELU:
+        bias_activation(z, b[:0], code, alpha, y)
 
 
 def conv_backward_planes(
     xp, K, z, y, dLdY, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, gp, dLdZ, dK, db, dcols, dX, compute_dx
 ):
-    """`conv_backward` for the layout of `conv_forward_planes`: ``dK`` from the planes (``gp`` is
-    scratch shaped as ``zp``), ``dX`` as there (``dL/dz K^T``, then `col2im`)."""
-    if code == LINEAR:
-        g = dLdY
-    else:
+    """`conv_backward` for the layout of `conv_forward_planes`: ``dK`` and ``db`` from the planes
+    (``gp`` is scratch shaped as ``zp``), ``dX`` as there (``dL/dz K^T``, then `col2im`).
+
+    With ``code == LINEAR``, ``dLdY`` is ``dL/dz`` and ``dLdZ`` is not touched (as in `conv_backward`).
+    A relu's derivative is applied on the way, any other activation's in a pass of its own.
+    """
+    Wp = ow + (kw - 1) * dw
+    relu = code == RELU
+    g = dLdY
+    if not relu and code != LINEAR:
         activation_backward(code, z, y, dLdY, alpha, dLdZ)
         g = dLdZ
-    kernel_grad_planes(xp, g, kh, kw, dh, dw, oh, ow, ow + (kw - 1) * dw, gp, dK)
-    if db.shape[0] > 0:
-        column_sums(g, db)
+    kernel_grad_planes(xp, g, y, relu, kh, kw, dh, dw, oh, ow, Wp, gp, dLdZ if (relu and compute_dx) else dLdZ[:0], db, dK)
     if compute_dx:
-        np.matmul(g, K.T, out=dcols)
+        np.matmul(dLdZ if relu else g, K.T, out=dcols)
         col2im(dcols, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX)
