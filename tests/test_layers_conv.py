@@ -103,6 +103,52 @@ def test_no_bias_no_input_gradient_and_fused_logits(rng):
     np.testing.assert_allclose(layer.grads["W"], dK_ref, rtol=1e-12)
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "softmax", "linear"])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_one_channel_planes_agree_with_im2col_including_non_finite_values(activation, input_grad, rng):
+    # The one-channel, stride-1 layer runs by padded planes (relu fused, other activations in passes
+    # of their own); the same layer forced onto im2col + GEMM must give the same numbers, NaN for NaN.
+    layers = []
+    for planes in (True, False):
+        layer = _built(fd.layers.Conv2D(5, 3, padding="same", dilation_rate=(1, 2), activation=activation), (3, 7, 6, 1), np.float64)
+        assert layer._by_planes
+        layer._by_planes = planes
+        layer.compute_input_grad = input_grad
+        layer.params["W"][...] = rng.normal(size=layer.params["W"].shape) if planes else layers[0].params["W"]
+        layer.params["b"][...] = rng.normal(size=5) if planes else layers[0].params["b"]
+        layers.append(layer)
+    x = rng.normal(size=(3, 7, 6, 1))
+    x[0, 2, 3, 0] = np.nan
+    ys = [layer.forward(x, training=True).copy() for layer in layers]
+    # an inf and a NaN upstream gradient where the output is at most 0 (a relu's derivative is 0
+    # there: the product is NaN, not 0) and where it is above
+    dLdY = rng.normal(size=(3, 7, 6, 5))
+    finite = np.isfinite(ys[0])
+    for where in (finite & (ys[0] <= 0), finite & (ys[0] > 0)):
+        spots = np.argwhere(where)
+        if len(spots):
+            dLdY[tuple(spots[0])], dLdY[tuple(spots[-1])] = np.inf, np.nan
+    grads = []
+    for layer in layers:
+        with np.errstate(invalid="ignore"):  # BLAS's products meet the NaN and inf on purpose
+            dX = layer.backward(dLdY)
+        grads.append((layer.grads["W"].copy(), layer.grads["b"].copy(), None if dX is None else dX.copy()))
+    assert np.isnan(ys[0]).any()
+    np.testing.assert_allclose(ys[0], ys[1], rtol=1e-12, atol=1e-12)  # equal_nan by default
+    for planes, im2col in zip(*grads):
+        if planes is None:
+            assert im2col is None and not input_grad
+        else:
+            np.testing.assert_allclose(planes, im2col, rtol=1e-10, atol=1e-12)
+
+
+def test_lenet_first_layer_runs_by_planes_and_the_others_by_im2col():
+    first = _built(fd.layers.Conv2D(6, 5, padding="same", activation="relu"), (1, 28, 28, 1), np.float32)
+    second = _built(fd.layers.Conv2D(16, 5, activation="relu"), (1, 14, 14, 6), np.float32)
+    strided = _built(fd.layers.Conv2D(6, 5, strides=2, activation="relu"), (1, 28, 28, 1), np.float32)
+    assert first._by_planes and not second._by_planes and not strided._by_planes
+
+
 def test_linear_backward_uses_the_upstream_gradient_directly(rng):
     layer = _built(fd.layers.Conv1D(2, 3), (3, 6, 2), np.float64)
     x = rng.normal(size=(3, 6, 2))

@@ -29,6 +29,12 @@ from fastdnn.kernels.cpu.dense import bias_activation, column_sums
 from fastdnn.kernels.jit import jit
 
 
+# Constants of the smallest float type, so that an expression keeps its array's dtype (a zero taken
+# from the data, such as ``a[0] * 0``, is NaN when that element is NaN or inf).
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
+
+
 @jit
 def im2col(x, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, cols):
     """``cols[(b oh + oy) ow + ox, (i kw + j) C + c] = x[b, oy sh - pad_top + i dh, ox sw - pad_left + j dw, c]``.
@@ -242,7 +248,7 @@ def conv_planes(xp, K, b, relu, kh, kw, dh, dw, oh, ow, Wp, zp, z, y):
         plane = xp[s]
         for f in range(F):
             out = zp[f]
-            start = b[f] if b.shape[0] > 0 else K[0, f] * 0
+            start = b[f] if b.shape[0] > 0 else _ZERO
             for q in range(L):
                 out[q] = start
             # four taps per pass: one load and store of ``out`` per four products
@@ -270,7 +276,6 @@ def _interleave(zp, s, oh, ow, Wp, code, z, y):
     """``z[(s oh + oy) ow + ox, f] = zp[f, oy Wp + ox]``, ``y = f(z)``; inlined with ``code`` a
     constant, so that the activation is not a call per element."""
     F = zp.shape[0]
-    zero = zp[0, 0] * 0
     for oy in range(oh):
         for ox in range(ow):
             row = (s * oh + oy) * ow + ox
@@ -278,7 +283,7 @@ def _interleave(zp, s, oh, ow, Wp, code, z, y):
                 v = zp[f, oy * Wp + ox]
                 z[row, f] = v
                 if code == RELU:
-                    y[row, f] = zero if v <= zero else v  # as activation.forward_scalar: a NaN propagates
+                    y[row, f] = _ZERO if v <= _ZERO else v  # as activation.forward_scalar: a NaN propagates
 
 
 @jit
@@ -308,7 +313,7 @@ def kernel_grad_planes(xp, dLdY, y, relu, kh, kw, dh, dw, oh, ow, Wp, gp, dLdZ, 
             f = 0
             while f + 4 <= F:
                 g0, g1, g2, g3 = gp[f], gp[f + 1], gp[f + 2], gp[f + 3]
-                a0 = a1 = a2 = a3 = g0[0] * 0
+                a0 = a1 = a2 = a3 = _ZERO
                 for q in range(L):
                     v = plane[o + q]
                     a0 += v * g0[q]
@@ -322,7 +327,7 @@ def kernel_grad_planes(xp, dLdY, y, relu, kh, kw, dh, dw, oh, ow, Wp, gp, dLdZ, 
                 f += 4
             while f < F:
                 g0 = gp[f]
-                a0 = g0[0] * 0
+                a0 = _ZERO
                 for q in range(L):
                     a0 += plane[o + q] * g0[q]
                 dK[t, f] += a0
@@ -336,8 +341,6 @@ def _gradient_planes(dLdY, y, s, oh, ow, Wp, code, gp, dLdZ, db):
     F = gp.shape[0]
     bias = db.shape[0] > 0
     keep = code == RELU and dLdZ.shape[0] > 0
-    zero = gp[0, 0] * 0
-    one = zero + 1
     for oy in range(oh):
         for ox in range(ow):
             row = (s * oh + oy) * ow + ox
@@ -345,7 +348,7 @@ def _gradient_planes(dLdY, y, s, oh, ow, Wp, code, gp, dLdZ, db):
                 g = dLdY[row, f]
                 if code == RELU:
                     # relu'(z) from y, a factor as in activation.derivative_scalar (so a NaN dL/dy stays NaN)
-                    g *= one if y[row, f] > zero else zero
+                    g *= _ONE if y[row, f] > _ZERO else _ZERO
                 gp[f, oy * Wp + ox] = g
                 if keep:
                     dLdZ[row, f] = g
