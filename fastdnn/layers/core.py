@@ -181,7 +181,7 @@ class Activation(_ActivationMixin, Layer):
         z2 = x.reshape(-1, x.shape[-1])
         y = self.buffer("y", z2.shape)
         act = self.activation
-        activation_kernels.activation_forward(act.code, z2, act.alpha_as(self.dtype), y)
+        activation_kernels.FORWARD[act.code](z2, act.alpha_as(self.dtype), y)
         self._logits = z2
         if training:
             self._cache = (z2, y, x.shape)
@@ -194,7 +194,7 @@ class Activation(_ActivationMixin, Layer):
         g2 = dLdY.reshape(y.shape)
         dLdX = self.buffer("dx", y.shape)
         act = self.activation
-        activation_kernels.activation_backward(act.code, z2, y, g2, act.alpha_as(self.dtype), dLdX)
+        activation_kernels.BACKWARD[act.code](z2, y, g2, act.alpha_as(self.dtype), dLdX)
         return dLdX.reshape(x_shape)
 
     def backward_from_logits(self, dLdZ):

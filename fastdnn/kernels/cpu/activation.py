@@ -1,8 +1,8 @@
 """Activation kernels: forward ``y = f(z)`` and backward ``dL/dz = dL/dy * f'(z)`` on 2-D arrays.
 
 Activations are selected by an integer code (the constants below) rather than by passing a
-function, so that every kernel compiles once per dtype and stays cacheable on disk; the branch on
-the code is loop-invariant and hoisted out of the loops by LLVM.
+function, so that kernels stay cacheable on disk; each code has kernels of its own
+(`FORWARD`, `BACKWARD`), compiled on first use with the code a constant.
 
 Where the derivative can be written in terms of the output ``y`` (sigmoid, tanh, relu, leaky relu,
 softplus, softmax), the backward pass reads only ``y``, so layers need not keep ``z``; the codes in
@@ -21,7 +21,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-from fastdnn.kernels.jit import jit
+from fastdnn.kernels.jit import KernelsByKey, jit
 
 LINEAR = 0
 SIGMOID = 1
@@ -185,7 +185,7 @@ def gelu_derivative_scalar(z):
     return 0.5 * (1.0 + math.erf(x * _INV_SQRT2)) + x * _INV_SQRT_2PI * math.exp(-0.5 * x * x)
 
 
-@jit
+@jit(inline="always")
 def forward_scalar(code, z, alpha):
     """``f(z)`` for an elementwise activation other than gelu and softmax, in the dtype of ``z``.
 
@@ -212,7 +212,7 @@ def forward_scalar(code, z, alpha):
     return z * fast_sigmoid_scalar(z)
 
 
-@jit
+@jit(inline="always")
 def derivative_scalar(code, z, y, alpha):
     """``f'(z)`` (not gelu, softmax), from ``y = f(z)`` where possible (see module docstring)."""
     if code == LINEAR:
@@ -266,13 +266,9 @@ def _forward_loop(code, z, alpha, y):
             y[i, j] = forward_scalar(code, z[i, j], alpha)
 
 
-@jit
-def activation_forward(code, z, alpha, y):
-    """Write ``f(z)`` into ``y`` (2-D, same shape; may be the same array as ``z``).
-
-    Each common code gets a loop of its own (`_forward_loop` with a constant code): one loop with a
-    runtime switch is too large for LLVM to unswitch, and would run scalar for every code.
-    """
+@jit(inline="always")
+def _forward_body(code, z, alpha, y):
+    """``y = f(z)``, inlined into a kernel whose ``code`` is a constant: only its branch is compiled."""
     n, d = z.shape
     if code == SOFTMAX:
         for i in range(n):
@@ -286,21 +282,13 @@ def activation_forward(code, z, alpha, y):
             for i in range(n):
                 for j in range(d):
                     y[i, j] = z[i, j]
-    elif code == RELU:
-        _forward_loop(RELU, z, alpha, y)
-    elif code == TANH:
-        _forward_loop(TANH, z, alpha, y)
-    elif code == SIGMOID:
-        _forward_loop(SIGMOID, z, alpha, y)
-    elif code == LEAKY_RELU:
-        _forward_loop(LEAKY_RELU, z, alpha, y)
-    else:  # elu, softplus, silu: one shared loop (compile time: each specialization costs about 0.5 s)
+    else:
         _forward_loop(code, z, alpha, y)
 
 
 @jit(inline="always")
 def _backward_loop(code, z, y, dLdY, alpha, dLdZ):
-    """``dL/dz = dL/dy f'(z)`` elementwise; inlined with ``code`` a constant (see `activation_forward`).
+    """``dL/dz = dL/dy f'(z)`` elementwise; inlined with ``code`` a constant (see `_forward_loop`).
 
     (Layers pass separate ``dLdY`` and ``dLdZ``; in place it is correct, only not vectorized.)
     """
@@ -310,9 +298,9 @@ def _backward_loop(code, z, y, dLdY, alpha, dLdZ):
             dLdZ[i, j] = dLdY[i, j] * derivative_scalar(code, z[i, j], y[i, j], alpha)
 
 
-@jit
-def activation_backward(code, z, y, dLdY, alpha, dLdZ):
-    """Write ``dL/dz`` into ``dLdZ`` given ``dL/dy``; ``dLdZ`` may be the same array as ``dLdY``.
+@jit(inline="always")
+def _backward_body(code, z, y, dLdY, alpha, dLdZ):
+    """``dL/dz`` given ``dL/dy``, inlined into a kernel whose ``code`` is a constant.
 
     Softmax couples a row: ``dL/dz_j = y_j (dL/dy_j - sum_k dL/dy_k y_k)``.
     """
@@ -328,13 +316,65 @@ def activation_backward(code, z, y, dLdY, alpha, dLdZ):
         for i in range(n):
             for j in range(d):
                 dLdZ[i, j] = dLdY[i, j] * gelu_derivative_scalar(z[i, j])
-    elif code == RELU:
-        _backward_loop(RELU, z, y, dLdY, alpha, dLdZ)
-    elif code == TANH:
-        _backward_loop(TANH, z, y, dLdY, alpha, dLdZ)
-    elif code == SIGMOID:
-        _backward_loop(SIGMOID, z, y, dLdY, alpha, dLdZ)
-    elif code == LEAKY_RELU:
-        _backward_loop(LEAKY_RELU, z, y, dLdY, alpha, dLdZ)
     else:
         _backward_loop(code, z, y, dLdY, alpha, dLdZ)
+
+
+# -- one compiled kernel per activation --------------------------------------------------------------
+# Each kernel closes over its code, a compile-time constant to numba: only that activation's branch is
+# typed and compiled, so a model compiles the activations it uses and no others (one kernel that
+# switched on the code at run time compiled all ten: 2-3 s on a first run). Kernels are built on first
+# use; numba's disk cache keys each on its name (below) and its code.
+
+#: Kernel-name suffix of each code.
+NAMES = {
+    LINEAR: "linear",
+    SIGMOID: "sigmoid",
+    TANH: "tanh",
+    RELU: "relu",
+    LEAKY_RELU: "leaky_relu",
+    ELU: "elu",
+    SOFTPLUS: "softplus",
+    GELU: "gelu",
+    SILU: "silu",
+    SOFTMAX: "softmax",
+}
+
+
+def specialized(kernel, family, code):
+    """Name the closure ``kernel`` ``<family>_<activation>`` (its cache file and its name in profiles)."""
+    if code not in NAMES:
+        raise ValueError(f"activation code: expected one of {sorted(NAMES)}, received {code!r}")
+    kernel.__name__ = kernel.__qualname__ = f"{family}_{NAMES[code]}"
+    return kernel
+
+
+def _build_forward(code):
+    def kernel(z, alpha, y):
+        _forward_body(code, z, alpha, y)
+
+    return jit(specialized(kernel, "activation_forward", code))
+
+
+def _build_backward(code):
+    def kernel(z, y, dLdY, alpha, dLdZ):
+        _backward_body(code, z, y, dLdY, alpha, dLdZ)
+
+    return jit(specialized(kernel, "activation_backward", code))
+
+
+#: ``FORWARD[code](z, alpha, y)`` writes ``f(z)`` into ``y``.
+FORWARD = KernelsByKey(_build_forward)
+
+#: ``BACKWARD[code](z, y, dLdY, alpha, dLdZ)`` writes ``dL/dz``.
+BACKWARD = KernelsByKey(_build_backward)
+
+
+def activation_forward(code, z, alpha, y):
+    """Write ``f(z)`` into ``y`` (2-D, same shape; may be the same array as ``z``)."""
+    FORWARD[code](z, alpha, y)
+
+
+def activation_backward(code, z, y, dLdY, alpha, dLdZ):
+    """Write ``dL/dz`` into ``dLdZ`` given ``dL/dy``; ``dLdZ`` may be the same array as ``dLdY``."""
+    BACKWARD[code](z, y, dLdY, alpha, dLdZ)
