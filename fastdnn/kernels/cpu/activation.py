@@ -235,7 +235,7 @@ def derivative_scalar(code, z, y, alpha):
     return s * (_ONE + z * (_ONE - s))
 
 
-@jit
+@jit(inline="always")  # a helper of other kernels: no compile of its own on a first run
 def softmax_row(z, y):
     """``y = exp(z - max z) / sum(exp(z - max z))`` for one row; ``y`` may be ``z``."""
     d = z.shape[0]
