@@ -89,7 +89,7 @@ def plant(mutation):
         exec(compile(_source(mutation.module, caller), f"<rebuilt {caller}>", "exec"), namespace)
     # A table of kernels compiled on first use whose builder was rebuilt starts empty, built by the mutant.
     for name, value in list(namespace.items()):
-        if isinstance(value, KernelsByKey) and value.build.__name__ in mutation.rebuild:
+        if isinstance(value, KernelsByKey) and value.build.__name__ in (mutation.function, *mutation.rebuild):
             namespace[name] = KernelsByKey(namespace[value.build.__name__])
     replacements = []
     for owner, attribute, name in mutation.patch:
@@ -123,16 +123,16 @@ C = conv_kernels
 P = pool_kernels
 R = recurrent_kernels
 _ACT_BACKWARD = ((A, "activation_backward", "activation_backward"),)
-# A mutant scalar function is inlined into the per-activation kernels: rebuild them (see `plant`).
-_ACT_REBUILD = ("_backward_loop", "_backward_body", "_build_backward", "activation_backward")
+# A mutant scalar function is compiled into the per-activation kernels: rebuild them (see `plant`).
+_ACT_REBUILD = ("_build_backward", "activation_backward")
 
 MUTATIONS = [
     Mutation("flipped sign", "sigmoid derivative negated", A, "derivative_scalar",
              "return y * (_ONE - y)", "return -y * (_ONE - y)", "activation:sigmoid",
              rebuild=_ACT_REBUILD, patch=_ACT_BACKWARD),
-    Mutation("flipped sign", "softmax backward adds the inner product instead of subtracting it", A, "_backward_body",
+    Mutation("flipped sign", "softmax backward adds the inner product instead of subtracting it", A, "_build_backward",
              "y[i, j] * (dLdY[i, j] - inner)", "y[i, j] * (dLdY[i, j] + inner)", "activation:softmax",
-             rebuild=_ACT_REBUILD[2:], patch=_ACT_BACKWARD),
+             rebuild=_ACT_REBUILD[1:], patch=_ACT_BACKWARD),
     Mutation("missing factor", "tanh derivative 1 - y instead of 1 - y^2", A, "derivative_scalar",
              "return _ONE - y * y", "return _ONE - y", "activation:tanh",
              rebuild=_ACT_REBUILD, patch=_ACT_BACKWARD),

@@ -185,7 +185,7 @@ def gelu_derivative_scalar(z):
     return 0.5 * (1.0 + math.erf(x * _INV_SQRT2)) + x * _INV_SQRT_2PI * math.exp(-0.5 * x * x)
 
 
-@jit(inline="always")
+@jit
 def forward_scalar(code, z, alpha):
     """``f(z)`` for an elementwise activation other than gelu and softmax, in the dtype of ``z``.
 
@@ -212,7 +212,7 @@ def forward_scalar(code, z, alpha):
     return z * fast_sigmoid_scalar(z)
 
 
-@jit(inline="always")
+@jit
 def derivative_scalar(code, z, y, alpha):
     """``f'(z)`` (not gelu, softmax), from ``y = f(z)`` where possible (see module docstring)."""
     if code == LINEAR:
@@ -254,70 +254,13 @@ def softmax_row(z, y):
 
 
 @jit(inline="always")
-def _forward_loop(code, z, alpha, y):
-    """``y = f(z)`` elementwise; inlined with ``code`` a constant, so that the loop vectorizes.
-
-    In place (``y`` is ``z``) it is correct but runs scalar: two names for one memory fail LLVM's
-    runtime overlap check. Layers therefore give ``y`` a buffer of its own.
-    """
+def _add_bias(z, b):
+    """``z += b`` along the rows, when ``b`` is non-empty (a Dense or Conv bias)."""
     n, d = z.shape
-    for i in range(n):
-        for j in range(d):
-            y[i, j] = forward_scalar(code, z[i, j], alpha)
-
-
-@jit(inline="always")
-def _forward_body(code, z, alpha, y):
-    """``y = f(z)``, inlined into a kernel whose ``code`` is a constant: only its branch is compiled."""
-    n, d = z.shape
-    if code == SOFTMAX:
-        for i in range(n):
-            softmax_row(z[i], y[i])
-    elif code == GELU:
+    if b.shape[0] > 0:
         for i in range(n):
             for j in range(d):
-                y[i, j] = gelu_scalar(z[i, j])
-    elif code == LINEAR:
-        if z.ctypes.data != y.ctypes.data:
-            for i in range(n):
-                for j in range(d):
-                    y[i, j] = z[i, j]
-    else:
-        _forward_loop(code, z, alpha, y)
-
-
-@jit(inline="always")
-def _backward_loop(code, z, y, dLdY, alpha, dLdZ):
-    """``dL/dz = dL/dy f'(z)`` elementwise; inlined with ``code`` a constant (see `_forward_loop`).
-
-    (Layers pass separate ``dLdY`` and ``dLdZ``; in place it is correct, only not vectorized.)
-    """
-    n, d = y.shape
-    for i in range(n):
-        for j in range(d):
-            dLdZ[i, j] = dLdY[i, j] * derivative_scalar(code, z[i, j], y[i, j], alpha)
-
-
-@jit(inline="always")
-def _backward_body(code, z, y, dLdY, alpha, dLdZ):
-    """``dL/dz`` given ``dL/dy``, inlined into a kernel whose ``code`` is a constant.
-
-    Softmax couples a row: ``dL/dz_j = y_j (dL/dy_j - sum_k dL/dy_k y_k)``.
-    """
-    n, d = y.shape
-    if code == SOFTMAX:
-        for i in range(n):
-            inner = 0.0
-            for j in range(d):
-                inner += dLdY[i, j] * y[i, j]
-            for j in range(d):
-                dLdZ[i, j] = y[i, j] * (dLdY[i, j] - inner)
-    elif code == GELU:
-        for i in range(n):
-            for j in range(d):
-                dLdZ[i, j] = dLdY[i, j] * gelu_derivative_scalar(z[i, j])
-    else:
-        _backward_loop(code, z, y, dLdY, alpha, dLdZ)
+                z[i, j] += b[j]
 
 
 # -- one compiled kernel per activation --------------------------------------------------------------
@@ -350,20 +293,83 @@ def specialized(kernel, family, code):
 
 
 def _build_forward(code):
-    def kernel(z, alpha, y):
-        _forward_body(code, z, alpha, y)
+    # The loop is chosen here, in Python, so that numba types and compiles only that loop. Two passes
+    # (bias, then activation) rather than one fused loop: each vectorizes, and the second reads z from
+    # cache. In place (``y`` is ``z``) the elementwise loop is correct but runs scalar: two names for
+    # one memory fail LLVM's runtime overlap check, so layers give ``y`` a buffer of its own.
+    if code == SOFTMAX:
+
+        def kernel(z, b, alpha, y):
+            _add_bias(z, b)
+            for i in range(z.shape[0]):
+                softmax_row(z[i], y[i])
+
+    elif code == GELU:
+
+        def kernel(z, b, alpha, y):
+            _add_bias(z, b)
+            n, d = z.shape
+            for i in range(n):
+                for j in range(d):
+                    y[i, j] = gelu_scalar(z[i, j])
+
+    elif code == LINEAR:
+
+        def kernel(z, b, alpha, y):
+            _add_bias(z, b)
+            if z.ctypes.data != y.ctypes.data:
+                n, d = z.shape
+                for i in range(n):
+                    for j in range(d):
+                        y[i, j] = z[i, j]
+
+    else:
+
+        def kernel(z, b, alpha, y):
+            _add_bias(z, b)
+            n, d = z.shape
+            for i in range(n):
+                for j in range(d):
+                    y[i, j] = forward_scalar(code, z[i, j], alpha)
 
     return jit(specialized(kernel, "activation_forward", code))
 
 
 def _build_backward(code):
-    def kernel(z, y, dLdY, alpha, dLdZ):
-        _backward_body(code, z, y, dLdY, alpha, dLdZ)
+    # As `_build_forward`. (Layers pass separate dLdY and dLdZ; in place it is correct, not vectorized.)
+    if code == SOFTMAX:
+
+        def kernel(z, y, dLdY, alpha, dLdZ):
+            # Softmax couples a row: dL/dz_j = y_j (dL/dy_j - sum_k dL/dy_k y_k).
+            n, d = y.shape
+            for i in range(n):
+                inner = 0.0
+                for j in range(d):
+                    inner += dLdY[i, j] * y[i, j]
+                for j in range(d):
+                    dLdZ[i, j] = y[i, j] * (dLdY[i, j] - inner)
+
+    elif code == GELU:
+
+        def kernel(z, y, dLdY, alpha, dLdZ):
+            n, d = y.shape
+            for i in range(n):
+                for j in range(d):
+                    dLdZ[i, j] = dLdY[i, j] * gelu_derivative_scalar(z[i, j])
+
+    else:
+
+        def kernel(z, y, dLdY, alpha, dLdZ):
+            n, d = y.shape
+            for i in range(n):
+                for j in range(d):
+                    dLdZ[i, j] = dLdY[i, j] * derivative_scalar(code, z[i, j], y[i, j], alpha)
 
     return jit(specialized(kernel, "activation_backward", code))
 
 
-#: ``FORWARD[code](z, alpha, y)`` writes ``f(z)`` into ``y``.
+#: ``FORWARD[code](z, b, alpha, y)``: ``z += b`` in place (when ``b`` is non-empty), then ``y = f(z)``;
+#: ``y`` may be ``z`` (then ``z`` is not kept).
 FORWARD = KernelsByKey(_build_forward)
 
 #: ``BACKWARD[code](z, y, dLdY, alpha, dLdZ)`` writes ``dL/dz``.
@@ -372,7 +378,7 @@ BACKWARD = KernelsByKey(_build_backward)
 
 def activation_forward(code, z, alpha, y):
     """Write ``f(z)`` into ``y`` (2-D, same shape; may be the same array as ``z``)."""
-    FORWARD[code](z, alpha, y)
+    FORWARD[code](z, z.reshape(-1)[:0], alpha, y)
 
 
 def activation_backward(code, z, y, dLdY, alpha, dLdZ):

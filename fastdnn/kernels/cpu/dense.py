@@ -14,31 +14,14 @@ operands are passed as views, not copies.
 
 import numpy as np
 
-from fastdnn.kernels.cpu.activation import BACKWARD, LINEAR, _forward_body, specialized
-from fastdnn.kernels.jit import KernelsByKey, jit
-
-
-def _build_bias_activation(code):
-    def kernel(z, b, alpha, y):
-        # Two passes rather than one fused loop: each vectorizes, and the second reads z from cache.
-        n, d = z.shape
-        if b.shape[0] > 0:
-            for i in range(n):
-                for j in range(d):
-                    z[i, j] += b[j]
-        _forward_body(code, z, alpha, y)
-
-    return jit(specialized(kernel, "bias_activation", code))
-
-
-#: ``BIAS_ACTIVATION[code](z, b, alpha, y)``: one kernel per activation, compiled on first use.
-BIAS_ACTIVATION = KernelsByKey(_build_bias_activation)
+from fastdnn.kernels.cpu.activation import BACKWARD, FORWARD, LINEAR
+from fastdnn.kernels.jit import jit
 
 
 def bias_activation(z, b, code, alpha, y):
     """In place ``z += b`` (if ``b`` is non-empty), then ``y = f(z)``; ``y`` may be ``z`` (then ``z``
     is not kept)."""
-    BIAS_ACTIVATION[code](z, b, alpha, y)
+    FORWARD[code](z, b, alpha, y)
 
 
 def dense_forward(x, W, b, code, alpha, z, y):
@@ -51,7 +34,7 @@ def dense_forward(x, W, b, code, alpha, z, y):
     z, y : (n, n_out) outputs
     """
     np.matmul(x, W, out=z)
-    BIAS_ACTIVATION[code](z, b, alpha, y)
+    FORWARD[code](z, b, alpha, y)
 
 
 def dense_backward(x, W, z, y, dLdY, code, alpha, dLdZ, dW, db, dX, compute_dx):
