@@ -49,12 +49,44 @@ def _dense(fd, rng, dtype):
     _fit_once(mlp("sigmoid", "linear"), x, x[:, :3], "mse", metrics=("mae",))
 
 
-@_family("optimizers", "every optimizer (SGD with momentum and Nesterov, Adagrad, RMSprop, Adadelta, Adam)")
+@_family("activations", "the other activations (leaky_relu, elu, softplus, gelu, silu; also as Activation layers) "
+         "and the losses on probabilities rather than logits (mae too)")
+def _activations(fd, rng, dtype):
+    x = rng.standard_normal((8, 6)).astype(dtype)
+    labels = rng.integers(0, 3, 8)
+    for name in ("leaky_relu", "elu", "softplus", "gelu", "silu", "linear"):
+        if name != "linear":
+            model = fd.Sequential([fd.layers.Dense(5, activation=name, input_shape=(6,)), fd.layers.Dense(3)])
+            _fit_once(model, x, x[:, :3], "mse", metrics=())
+        model = fd.Sequential([fd.layers.Dense(5, input_shape=(6,)), fd.layers.Activation(name), fd.layers.Dense(3)])
+        _fit_once(model, x, x[:, :3], "mae", metrics=())
+    probabilities = fd.Sequential([fd.layers.Dense(3, activation="sigmoid", input_shape=(6,))])
+    _fit_once(probabilities, x, labels, "sparse_categorical_crossentropy")
+    _fit_once(probabilities, x, fd.utils.to_categorical(labels, 3).astype(dtype), "categorical_crossentropy")
+    softmax = fd.Sequential([fd.layers.Dense(3, activation="softmax", input_shape=(6,))])
+    _fit_once(softmax, x, (x[:, :3] > 0).astype(dtype), "binary_crossentropy")
+
+
+@_family("merging", "functional models with Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot")
+def _merging(fd, rng, dtype):
+    x = rng.standard_normal((8, 6)).astype(dtype)
+    labels = rng.integers(0, 3, 8)
+    merges = (fd.layers.Add(), fd.layers.Subtract(), fd.layers.Multiply(), fd.layers.Average(), fd.layers.Maximum(),
+              fd.layers.Minimum(), fd.layers.Concatenate(), fd.layers.Dot(axes=1), fd.layers.Dot(axes=1, normalize=True))
+    for merge in merges:
+        inputs = fd.Input((6,))
+        merged = merge([fd.layers.Dense(4)(inputs), fd.layers.Dense(4, activation="tanh")(inputs)])
+        _fit_once(fd.Model(inputs, fd.layers.Dense(3, activation="softmax")(merged)), x, labels, "sparse_categorical_crossentropy")
+
+
+@_family("optimizers", "every optimizer (SGD with momentum and Nesterov, Adagrad, RMSprop, Adadelta, Adam) and "
+         "their clipping and weight decay")
 def _optimizers(fd, rng, dtype):
     x = rng.standard_normal((8, 6)).astype(dtype)
     labels = rng.integers(0, 3, 8)
     for optimizer in ("sgd", fd.optimizers.SGD(momentum=0.9), fd.optimizers.SGD(momentum=0.9, nesterov=True),
-                      "adagrad", "rmsprop", "adadelta", "adam"):
+                      "adagrad", "rmsprop", "adadelta", "adam", fd.optimizers.SGD(clipnorm=1.0, weight_decay=0.01),
+                      fd.optimizers.Adam(clipvalue=0.5), fd.optimizers.Adam(global_clipnorm=1.0)):
         model = fd.Sequential([fd.layers.Dense(3, activation="softmax", input_shape=(6,))])
         _fit_once(model, x, labels, "sparse_categorical_crossentropy", optimizer)
 
@@ -98,7 +130,7 @@ def _recurrent(fd, rng, dtype):
     _fit_once(model, tokens, labels, "sparse_categorical_crossentropy")
 
 
-@_family("regularization", "Dropout and BatchNormalization")
+@_family("regularization", "Dropout and BatchNormalization (trained and frozen)")
 def _regularization(fd, rng, dtype):
     x = rng.standard_normal((8, 6)).astype(dtype)
     labels = rng.integers(0, 3, 8)
@@ -108,6 +140,9 @@ def _regularization(fd, rng, dtype):
         fd.layers.Dropout(0.5, seed=0),
         fd.layers.Dense(3, activation="softmax"),
     ])
+    _fit_once(model, x, labels, "sparse_categorical_crossentropy")
+    frozen = fd.layers.BatchNormalization(trainable=False)  # normalizes with its moving statistics in training too
+    model = fd.Sequential([fd.layers.Dense(5, activation="relu", input_shape=(6,)), frozen, fd.layers.Dense(3, activation="softmax")])
     _fit_once(model, x, labels, "sparse_categorical_crossentropy")
 
 
