@@ -284,7 +284,7 @@ NAMES = {
 }
 
 
-def specialized(kernel, family, code):
+def _specialized(kernel, family, code):
     """Name the closure ``kernel`` ``<family>_<activation>`` (its cache file and its name in profiles)."""
     if code not in NAMES:
         raise ValueError(f"activation code: expected one of {sorted(NAMES)}, received {code!r}")
@@ -332,7 +332,7 @@ def _build_forward(code):
                 for j in range(d):
                     y[i, j] = forward_scalar(code, z[i, j], alpha)
 
-    return jit(specialized(kernel, "activation_forward", code))
+    return jit(_specialized(kernel, "activation_forward", code))
 
 
 def _build_backward(code):
@@ -365,7 +365,7 @@ def _build_backward(code):
                 for j in range(d):
                     dLdZ[i, j] = dLdY[i, j] * derivative_scalar(code, z[i, j], y[i, j], alpha)
 
-    return jit(specialized(kernel, "activation_backward", code))
+    return jit(_specialized(kernel, "activation_backward", code))
 
 
 #: ``FORWARD[code](z, b, alpha, y)``: ``z += b`` in place (when ``b`` is non-empty), then ``y = f(z)``;
