@@ -264,10 +264,10 @@ def _add_bias(z, b):
 
 
 # -- one compiled kernel per activation --------------------------------------------------------------
-# Each kernel closes over its code, a compile-time constant to numba: only that activation's branch is
-# typed and compiled, so a model compiles the activations it uses and no others (one kernel that
-# switched on the code at run time compiled all ten: 2-3 s on a first run). Kernels are built on first
-# use; numba's disk cache keys each on its name (below) and its code.
+# Each kernel is built on first use, with only its activation's loop (elementwise ones close over the
+# code, a compile-time constant to numba, for which forward_scalar is specialized), so a model compiles
+# the activations it uses and no others: one kernel that switched on the code at run time compiled all
+# ten, 2-3 s of a first run. numba's disk cache keys each kernel on its name (below) and its code.
 
 #: Kernel-name suffix of each code.
 NAMES = {
@@ -378,7 +378,7 @@ BACKWARD = KernelsByKey(_build_backward)
 
 def activation_forward(code, z, alpha, y):
     """Write ``f(z)`` into ``y`` (2-D, same shape; may be the same array as ``z``)."""
-    FORWARD[code](z, z.reshape(-1)[:0], alpha, y)
+    FORWARD[code](z, np.empty(0, z.dtype), alpha, y)  # no bias
 
 
 def activation_backward(code, z, y, dLdY, alpha, dLdZ):
