@@ -23,8 +23,8 @@ of ``dL/dK``), so BLAS does the arithmetic and nothing is allocated per batch.
 
 import numpy as np
 
-from fastdnn.kernels.cpu.activation import LINEAR, activation_backward
-from fastdnn.kernels.cpu.dense import bias_activation, column_sums
+from fastdnn.kernels.cpu.activation import BACKWARD, FORWARD, LINEAR
+from fastdnn.kernels.cpu.dense import column_sums
 from fastdnn.kernels.jit import jit
 
 
@@ -140,7 +140,7 @@ def conv_forward(x, K, b, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left
     """
     im2col(x, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, cols)
     np.matmul(cols, K, out=z)
-    bias_activation(z, b, code, alpha, y)
+    FORWARD[code](z, b, alpha, y)
 
 
 def conv_backward(
@@ -154,7 +154,7 @@ def conv_backward(
     if code == LINEAR:
         g = dLdY
     else:
-        activation_backward(code, z, y, dLdY, alpha, dLdZ)
+        BACKWARD[code](z, y, dLdY, alpha, dLdZ)
         g = dLdZ
     np.matmul(cols.T, g, out=dK)
     if db.shape[0] > 0:
