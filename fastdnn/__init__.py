@@ -8,13 +8,23 @@
 """
 
 from fastdnn import activations, callbacks, config, distributed, initializers, layers, losses, metrics, optimizers, plot
-from fastdnn import utils, wrappers
+from fastdnn import utils
 from fastdnn.model import Input, Model, Sequential, TrainingDivergedError
 from fastdnn.saving import FileFormatError, load_model
 from fastdnn.random import set_seed
 from fastdnn.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # fd.wrappers imports scikit-learn (0.8 s): only on first use, not with `import fastdnn`
+    if name == "wrappers":
+        import importlib
+
+        return importlib.import_module("fastdnn.wrappers")
+    raise AttributeError(f"module 'fastdnn' has no attribute {name!r}")
+
 
 __all__ = [
     "FileFormatError",

@@ -1,4 +1,5 @@
-"""The ``fastdnn`` command. ``fastdnn demo`` trains an MLP on scikit-learn's handwritten digits."""
+"""The ``fastdnn`` command. ``fastdnn demo`` trains an MLP on scikit-learn's handwritten digits;
+``fastdnn compile`` compiles the kernels of common models into numba's disk cache, ahead of a first run."""
 
 import argparse
 import sys
@@ -6,7 +7,7 @@ import time
 
 from numba.core.event import install_recorder
 
-from fastdnn import config, optimizers
+from fastdnn import compile_ahead, config, optimizers
 
 
 def demo(epochs=50, batch_size=32, optimizer="adam", seed=0, verbose=1):
@@ -63,9 +64,41 @@ def main(argv=None):
     demo_parser.add_argument("--optimizer", default="adam", choices=optimizers.registry.names(aliases=True))
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    compile_parser = commands.add_parser(
+        "compile",
+        help="compile the kernels of common models into numba's disk cache (once per machine), so that a first run starts fast",
+    )
+    which = compile_parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--family",
+        nargs="+",
+        choices=compile_ahead.family_names(),
+        help=f"the families to compile (default: {' '.join(compile_ahead.DEFAULT_FAMILIES)})",
+    )
+    which.add_argument("--all", action="store_true", help="every family")
+    compile_parser.add_argument(
+        "--dtype", nargs="+", choices=("float32", "float64"), help="float types (default: fd.config.floatx(), float32)"
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo(args.epochs, args.batch_size, args.optimizer, args.seed, args.verbose)
+    elif args.command == "compile":
+        return compile_command(args)
+    return 0
+
+
+def compile_command(args):
+    """``fastdnn compile``: one progress line per family, then the total and where the cache is."""
+    if not config.CACHE:
+        print("fastdnn compile: error: FASTDNN_CACHE=0 turns numba's disk cache off, so nothing compiled would be kept", file=sys.stderr)
+        return 2
+    families = compile_ahead.family_names() if args.all else args.family or list(compile_ahead.DEFAULT_FAMILIES)
+    print(f"Compiling fastdnn's kernels for: {', '.join(families)}")
+    start = time.perf_counter()
+    rows = compile_ahead.compile_ahead(families, args.dtype)
+    compiled = sum(row[2] for row in rows)
+    where = compile_ahead.cache_location()
+    print(f"Compiled {compiled} kernels in {time.perf_counter() - start:.1f} s" + (f", cached in {where}" if where else ""))
     return 0
 
 

@@ -3,8 +3,9 @@
 import contextlib
 import numbers
 
-import numba
 import numpy as np
+
+from fastdnn.kernels.jit import jit
 
 _generator = np.random.default_rng()
 
@@ -31,9 +32,10 @@ def generator():
     return _generator
 
 
-@numba.njit
+@jit
 def _seed_numba(seed):
-    # numba keeps its own random state, separate from NumPy's, for draws inside kernels.
+    # numba keeps its own random state, separate from NumPy's, for draws inside kernels. Cached on disk
+    # like every kernel: uncached, each process that called set_seed compiled it (0.2 s).
     np.random.seed(seed)
 
 

@@ -1,8 +1,11 @@
+import os
 import re
 import subprocess
 import sys
 
-from fastdnn import cli
+import pytest
+
+from fastdnn import cli, compile_ahead, config
 
 
 def test_demo_reaches_the_promised_accuracy(capsys):
@@ -34,3 +37,36 @@ def test_demo_mentions_compilation_only_when_kernels_were_compiled(capsys):
     out = capsys.readouterr().out
     assert re.search(r"Trained 1 epochs in \d+\.\d\d s\n", out), out
     assert "compil" not in out
+
+
+def test_compile_ahead_fills_the_cache_so_that_the_demo_compiles_nothing(tmp_path):
+    # One empty numba cache for both processes: `fastdnn compile` fills it, then the demo only loads.
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    compiled = subprocess.run(
+        [sys.executable, "-m", "fastdnn", "compile", "--family", "dense"], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    lines = compiled.stdout.splitlines()
+    assert lines[0] == "Compiling fastdnn's kernels for: dense"
+    count = int(re.fullmatch(r"  dense +float32: +(\d+) kernels compiled in +\d+\.\d s", lines[1]).group(1))
+    assert count > 0
+    assert re.fullmatch(rf"Compiled {count} kernels in \d+\.\d s, cached in {re.escape(str(tmp_path))}.*", lines[2]), lines[2]
+    assert any(path.suffix == ".nbi" for path in tmp_path.rglob("*"))
+    demo = subprocess.run(
+        [sys.executable, "-m", "fastdnn", "demo", "--epochs", "1"], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert re.search(r"Trained 1 epochs in \d+\.\d\d s\n", demo.stdout) and "compil" not in demo.stdout, demo.stdout
+
+
+def test_compile_refuses_when_the_disk_cache_is_off(monkeypatch, capsys):
+    monkeypatch.setattr(config, "CACHE", False)
+    assert cli.main(["compile"]) == 2
+    assert "FASTDNN_CACHE=0" in capsys.readouterr().err
+
+
+def test_compile_ahead_names_unknown_families_and_dtypes():
+    with pytest.raises(ValueError, match=r"families: expected names among \['dense', .*received \['dens'\]"):
+        compile_ahead.compile_ahead(["dens"])
+    with pytest.raises(ValueError, match=r"dtypes: expected float32 and/or float64, received \['float16'\]"):
+        compile_ahead.compile_ahead(["dense"], ["float16"])

@@ -17,3 +17,19 @@ def jit(func=None, **overrides):
     if func is None:
         return numba.njit(**options)
     return numba.njit(**options)(func)
+
+
+class KernelsByKey(dict):
+    """Kernels compiled on first use, one per key: ``table[key]`` is ``build(key)``, built once.
+
+    For kernels specialized on a constant (an activation code): a model compiles only the ones it uses.
+    A dict lookup, so the hot path pays no more than a call through ``functools.lru_cache`` would.
+    """
+
+    def __init__(self, build):
+        super().__init__()
+        self.build = build
+
+    def __missing__(self, key):
+        kernel = self[key] = self.build(key)
+        return kernel

@@ -48,7 +48,7 @@ class _ActivationMixin:
     def _separate_preactivation(self):
         """Whether ``z`` gets a buffer apart from ``y``: when it is kept (logits are kept in inference
         too, so that evaluate computes a fused loss the same way), and for any activation but linear,
-        whose kernel vectorizes only out of place (see ``kernels.cpu.activation._forward_loop``)."""
+        whose kernel vectorizes only out of place (see ``kernels.cpu.activation._build_forward``)."""
         return self.keep_logits or self.activation.code != activation_kernels.LINEAR
 
     @property
@@ -177,11 +177,15 @@ class Activation(_ActivationMixin, Layer):
         super().__init__(name=name, input_shape=input_shape, trainable=trainable)
         self._init_activation(activations.get(activation, **params))
 
+    def build(self, input_shape, dtype=None):
+        super().build(input_shape, dtype)
+        self._no_bias = np.empty(0, dtype=self.dtype)  # the activation kernel's bias argument: none
+
     def forward(self, x, training=False):
         z2 = x.reshape(-1, x.shape[-1])
         y = self.buffer("y", z2.shape)
         act = self.activation
-        activation_kernels.activation_forward(act.code, z2, act.alpha_as(self.dtype), y)
+        activation_kernels.FORWARD[act.code](z2, self._no_bias, act.alpha_as(self.dtype), y)
         self._logits = z2
         if training:
             self._cache = (z2, y, x.shape)
@@ -194,7 +198,7 @@ class Activation(_ActivationMixin, Layer):
         g2 = dLdY.reshape(y.shape)
         dLdX = self.buffer("dx", y.shape)
         act = self.activation
-        activation_kernels.activation_backward(act.code, z2, y, g2, act.alpha_as(self.dtype), dLdX)
+        activation_kernels.BACKWARD[act.code](z2, y, g2, act.alpha_as(self.dtype), dLdX)
         return dLdX.reshape(x_shape)
 
     def backward_from_logits(self, dLdZ):

@@ -22,6 +22,7 @@ from fastdnn.kernels.cpu import normalization as norm_kernels
 from fastdnn.kernels.cpu import optim as optim_kernels
 from fastdnn.kernels.cpu import pool as pool_kernels
 from fastdnn.kernels.cpu import recurrent as recurrent_kernels
+from fastdnn.kernels.jit import KernelsByKey
 from fastdnn.kernels.jit import jit as cached_jit
 from fastdnn.layers import conv as conv_layers
 from fastdnn.verify import run
@@ -86,6 +87,10 @@ def plant(mutation):
     exec(compile(mutated, f"<planted bug: {mutation.description}>", "exec"), namespace)
     for caller in mutation.rebuild:
         exec(compile(_source(mutation.module, caller), f"<rebuilt {caller}>", "exec"), namespace)
+    # A table of kernels compiled on first use whose builder was rebuilt starts empty, built by the mutant.
+    for name, value in list(namespace.items()):
+        if isinstance(value, KernelsByKey) and value.build.__name__ in (mutation.function, *mutation.rebuild):
+            namespace[name] = KernelsByKey(namespace[value.build.__name__])
     replacements = []
     for owner, attribute, name in mutation.patch:
         value = namespace[name]
@@ -118,23 +123,25 @@ C = conv_kernels
 P = pool_kernels
 R = recurrent_kernels
 _ACT_BACKWARD = ((A, "activation_backward", "activation_backward"),)
+# A mutant scalar function is compiled into the per-activation kernels: rebuild them (see `plant`).
+_ACT_REBUILD = ("_build_backward", "activation_backward")
 
 MUTATIONS = [
     Mutation("flipped sign", "sigmoid derivative negated", A, "derivative_scalar",
              "return y * (_ONE - y)", "return -y * (_ONE - y)", "activation:sigmoid",
-             rebuild=("_backward_loop", "activation_backward"), patch=_ACT_BACKWARD),
-    Mutation("flipped sign", "softmax backward adds the inner product instead of subtracting it", A, "activation_backward",
+             rebuild=_ACT_REBUILD, patch=_ACT_BACKWARD),
+    Mutation("flipped sign", "softmax backward adds the inner product instead of subtracting it", A, "_build_backward",
              "y[i, j] * (dLdY[i, j] - inner)", "y[i, j] * (dLdY[i, j] + inner)", "activation:softmax",
-             patch=_ACT_BACKWARD),
+             rebuild=_ACT_REBUILD[1:], patch=_ACT_BACKWARD),
     Mutation("missing factor", "tanh derivative 1 - y instead of 1 - y^2", A, "derivative_scalar",
              "return _ONE - y * y", "return _ONE - y", "activation:tanh",
-             rebuild=("_backward_loop", "activation_backward"), patch=_ACT_BACKWARD),
+             rebuild=_ACT_REBUILD, patch=_ACT_BACKWARD),
     Mutation("missing factor", "leaky relu derivative loses its slope", A, "derivative_scalar",
              "return _ONE if y > _ZERO else alpha", "return _ONE if y > _ZERO else _ZERO", "activation:leaky_relu",
-             rebuild=("_backward_loop", "activation_backward"), patch=_ACT_BACKWARD),
+             rebuild=_ACT_REBUILD, patch=_ACT_BACKWARD),
     Mutation("dropped term", "gelu derivative without the z phi(z) term", A, "gelu_derivative_scalar",
              " + x * _INV_SQRT_2PI * math.exp(-0.5 * x * x)", "", "activation:gelu",
-             rebuild=("_backward_loop", "activation_backward"), patch=_ACT_BACKWARD),
+             rebuild=_ACT_REBUILD, patch=_ACT_BACKWARD),
     Mutation("transposed matrix", "Dense dL/dx uses W instead of W^T", D, "dense_backward",
              "np.matmul(g, W.T, out=dX)", "np.matmul(g, W, out=dX)", "layer:Dense(tanh) 2x4->4",
              patch=((D, "dense_backward", "dense_backward"),)),

@@ -1,8 +1,8 @@
 """Activation kernels: forward ``y = f(z)`` and backward ``dL/dz = dL/dy * f'(z)`` on 2-D arrays.
 
 Activations are selected by an integer code (the constants below) rather than by passing a
-function, so that every kernel compiles once per dtype and stays cacheable on disk; the branch on
-the code is loop-invariant and hoisted out of the loops by LLVM.
+function, so that kernels stay cacheable on disk; each code has kernels of its own
+(`FORWARD`, `BACKWARD`), compiled on first use with the code a constant.
 
 Where the derivative can be written in terms of the output ``y`` (sigmoid, tanh, relu, leaky relu,
 softplus, softmax), the backward pass reads only ``y``, so layers need not keep ``z``; the codes in
@@ -21,7 +21,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-from fastdnn.kernels.jit import jit
+from fastdnn.kernels.jit import KernelsByKey, jit
 
 LINEAR = 0
 SIGMOID = 1
@@ -235,7 +235,7 @@ def derivative_scalar(code, z, y, alpha):
     return s * (_ONE + z * (_ONE - s))
 
 
-@jit
+@jit(inline="always")  # a helper of other kernels: no compile of its own on a first run
 def softmax_row(z, y):
     """``y = exp(z - max z) / sum(exp(z - max z))`` for one row; ``y`` may be ``z``."""
     d = z.shape[0]
@@ -254,87 +254,133 @@ def softmax_row(z, y):
 
 
 @jit(inline="always")
-def _forward_loop(code, z, alpha, y):
-    """``y = f(z)`` elementwise; inlined with ``code`` a constant, so that the loop vectorizes.
-
-    In place (``y`` is ``z``) it is correct but runs scalar: two names for one memory fail LLVM's
-    runtime overlap check. Layers therefore give ``y`` a buffer of its own.
-    """
+def _add_bias(z, b):
+    """``z += b`` along the rows, when ``b`` is non-empty (a Dense or Conv bias)."""
     n, d = z.shape
-    for i in range(n):
-        for j in range(d):
-            y[i, j] = forward_scalar(code, z[i, j], alpha)
-
-
-@jit
-def activation_forward(code, z, alpha, y):
-    """Write ``f(z)`` into ``y`` (2-D, same shape; may be the same array as ``z``).
-
-    Each common code gets a loop of its own (`_forward_loop` with a constant code): one loop with a
-    runtime switch is too large for LLVM to unswitch, and would run scalar for every code.
-    """
-    n, d = z.shape
-    if code == SOFTMAX:
-        for i in range(n):
-            softmax_row(z[i], y[i])
-    elif code == GELU:
+    if b.shape[0] > 0:
         for i in range(n):
             for j in range(d):
-                y[i, j] = gelu_scalar(z[i, j])
-    elif code == LINEAR:
-        if z.ctypes.data != y.ctypes.data:
+                z[i, j] += b[j]
+
+
+# -- one compiled kernel per activation --------------------------------------------------------------
+# Each kernel is built on first use, with only its activation's loop (elementwise ones close over the
+# code, a compile-time constant to numba, for which forward_scalar is specialized), so a model compiles
+# the activations it uses and no others: one kernel that switched on the code at run time compiled all
+# ten, 2-3 s of a first run. numba's disk cache keys each kernel on its name (below) and its code.
+
+#: Kernel-name suffix of each code.
+NAMES = {
+    LINEAR: "linear",
+    SIGMOID: "sigmoid",
+    TANH: "tanh",
+    RELU: "relu",
+    LEAKY_RELU: "leaky_relu",
+    ELU: "elu",
+    SOFTPLUS: "softplus",
+    GELU: "gelu",
+    SILU: "silu",
+    SOFTMAX: "softmax",
+}
+
+
+def _specialized(kernel, family, code):
+    """Name the closure ``kernel`` ``<family>_<activation>`` (its cache file and its name in profiles)."""
+    if code not in NAMES:
+        raise ValueError(f"activation code: expected one of {sorted(NAMES)}, received {code!r}")
+    kernel.__name__ = kernel.__qualname__ = f"{family}_{NAMES[code]}"
+    return kernel
+
+
+def _build_forward(code):
+    # The loop is chosen here, in Python, so that numba types and compiles only that loop. Two passes
+    # (bias, then activation) rather than one fused loop: each vectorizes, and the second reads z from
+    # cache. In place (``y`` is ``z``) the elementwise loop is correct but runs scalar: two names for
+    # one memory fail LLVM's runtime overlap check, so layers give ``y`` a buffer of its own.
+    if code == SOFTMAX:
+
+        def kernel(z, b, alpha, y):
+            _add_bias(z, b)
+            for i in range(z.shape[0]):
+                softmax_row(z[i], y[i])
+
+    elif code == GELU:
+
+        def kernel(z, b, alpha, y):
+            _add_bias(z, b)
+            n, d = z.shape
             for i in range(n):
                 for j in range(d):
-                    y[i, j] = z[i, j]
-    elif code == RELU:
-        _forward_loop(RELU, z, alpha, y)
-    elif code == TANH:
-        _forward_loop(TANH, z, alpha, y)
-    elif code == SIGMOID:
-        _forward_loop(SIGMOID, z, alpha, y)
-    elif code == LEAKY_RELU:
-        _forward_loop(LEAKY_RELU, z, alpha, y)
-    else:  # elu, softplus, silu: one shared loop (compile time: each specialization costs about 0.5 s)
-        _forward_loop(code, z, alpha, y)
+                    y[i, j] = gelu_scalar(z[i, j])
 
+    elif code == LINEAR:
 
-@jit(inline="always")
-def _backward_loop(code, z, y, dLdY, alpha, dLdZ):
-    """``dL/dz = dL/dy f'(z)`` elementwise; inlined with ``code`` a constant (see `activation_forward`).
+        def kernel(z, b, alpha, y):
+            _add_bias(z, b)
+            if z.ctypes.data != y.ctypes.data:
+                n, d = z.shape
+                for i in range(n):
+                    for j in range(d):
+                        y[i, j] = z[i, j]
 
-    (Layers pass separate ``dLdY`` and ``dLdZ``; in place it is correct, only not vectorized.)
-    """
-    n, d = y.shape
-    for i in range(n):
-        for j in range(d):
-            dLdZ[i, j] = dLdY[i, j] * derivative_scalar(code, z[i, j], y[i, j], alpha)
-
-
-@jit
-def activation_backward(code, z, y, dLdY, alpha, dLdZ):
-    """Write ``dL/dz`` into ``dLdZ`` given ``dL/dy``; ``dLdZ`` may be the same array as ``dLdY``.
-
-    Softmax couples a row: ``dL/dz_j = y_j (dL/dy_j - sum_k dL/dy_k y_k)``.
-    """
-    n, d = y.shape
-    if code == SOFTMAX:
-        for i in range(n):
-            inner = 0.0
-            for j in range(d):
-                inner += dLdY[i, j] * y[i, j]
-            for j in range(d):
-                dLdZ[i, j] = y[i, j] * (dLdY[i, j] - inner)
-    elif code == GELU:
-        for i in range(n):
-            for j in range(d):
-                dLdZ[i, j] = dLdY[i, j] * gelu_derivative_scalar(z[i, j])
-    elif code == RELU:
-        _backward_loop(RELU, z, y, dLdY, alpha, dLdZ)
-    elif code == TANH:
-        _backward_loop(TANH, z, y, dLdY, alpha, dLdZ)
-    elif code == SIGMOID:
-        _backward_loop(SIGMOID, z, y, dLdY, alpha, dLdZ)
-    elif code == LEAKY_RELU:
-        _backward_loop(LEAKY_RELU, z, y, dLdY, alpha, dLdZ)
     else:
-        _backward_loop(code, z, y, dLdY, alpha, dLdZ)
+
+        def kernel(z, b, alpha, y):
+            _add_bias(z, b)
+            n, d = z.shape
+            for i in range(n):
+                for j in range(d):
+                    y[i, j] = forward_scalar(code, z[i, j], alpha)
+
+    return jit(_specialized(kernel, "activation_forward", code))
+
+
+def _build_backward(code):
+    # As `_build_forward`. (Layers pass separate dLdY and dLdZ; in place it is correct, not vectorized.)
+    if code == SOFTMAX:
+
+        def kernel(z, y, dLdY, alpha, dLdZ):
+            # Softmax couples a row: dL/dz_j = y_j (dL/dy_j - sum_k dL/dy_k y_k).
+            n, d = y.shape
+            for i in range(n):
+                inner = 0.0
+                for j in range(d):
+                    inner += dLdY[i, j] * y[i, j]
+                for j in range(d):
+                    dLdZ[i, j] = y[i, j] * (dLdY[i, j] - inner)
+
+    elif code == GELU:
+
+        def kernel(z, y, dLdY, alpha, dLdZ):
+            n, d = y.shape
+            for i in range(n):
+                for j in range(d):
+                    dLdZ[i, j] = dLdY[i, j] * gelu_derivative_scalar(z[i, j])
+
+    else:
+
+        def kernel(z, y, dLdY, alpha, dLdZ):
+            n, d = y.shape
+            for i in range(n):
+                for j in range(d):
+                    dLdZ[i, j] = dLdY[i, j] * derivative_scalar(code, z[i, j], y[i, j], alpha)
+
+    return jit(_specialized(kernel, "activation_backward", code))
+
+
+#: ``FORWARD[code](z, b, alpha, y)``: ``z += b`` in place (when ``b`` is non-empty), then ``y = f(z)``;
+#: ``y`` may be ``z`` (then ``z`` is not kept).
+FORWARD = KernelsByKey(_build_forward)
+
+#: ``BACKWARD[code](z, y, dLdY, alpha, dLdZ)`` writes ``dL/dz``.
+BACKWARD = KernelsByKey(_build_backward)
+
+
+def activation_forward(code, z, alpha, y):
+    """Write ``f(z)`` into ``y`` (2-D, same shape; may be the same array as ``z``)."""
+    FORWARD[code](z, np.empty(0, z.dtype), alpha, y)  # no bias
+
+
+def activation_backward(code, z, y, dLdY, alpha, dLdZ):
+    """Write ``dL/dz`` into ``dLdZ`` given ``dL/dy``; ``dLdZ`` may be the same array as ``dLdY``."""
+    BACKWARD[code](z, y, dLdY, alpha, dLdZ)

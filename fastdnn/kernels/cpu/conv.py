@@ -24,8 +24,8 @@ of ``dL/dK``), so BLAS does the arithmetic and nothing is allocated per batch.
 
 import numpy as np
 
-from fastdnn.kernels.cpu.activation import LINEAR, RELU, activation_backward
-from fastdnn.kernels.cpu.dense import bias_activation, column_sums
+from fastdnn.kernels.cpu.activation import BACKWARD, FORWARD, LINEAR, RELU
+from fastdnn.kernels.cpu.dense import column_sums
 from fastdnn.kernels.jit import jit
 
 
@@ -181,7 +181,7 @@ def conv_forward(x, K, b, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left
     """
     im2col(x, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, cols)
     np.matmul(cols, K, out=z)
-    bias_activation(z, b, code, alpha, y)
+    FORWARD[code](z, b, alpha, y)
 
 
 def conv_backward(
@@ -195,7 +195,7 @@ def conv_backward(
     if code == LINEAR:
         g = dLdY
     else:
-        activation_backward(code, z, y, dLdY, alpha, dLdZ)
+        BACKWARD[code](z, y, dLdY, alpha, dLdZ)
         g = dLdZ
     np.matmul(cols.T, g, out=dK)
     if db.shape[0] > 0:
@@ -371,7 +371,7 @@ def conv_forward_planes(x, K, b, code, alpha, kh, kw, dh, dw, pad_top, pad_left,
     pad_planes(x, pad_top, pad_left, Wp, xp)
     conv_planes(xp, K, b, code == RELU, kh, kw, dh, dw, oh, ow, Wp, zp, z, y)
     if code != RELU:
-        bias_activation(z, b[:0], code, alpha, y)
+        FORWARD[code](z, b[:0], alpha, y)  # the bias is in z already
 
 
 def conv_backward_planes(
@@ -387,7 +387,7 @@ def conv_backward_planes(
     relu = code == RELU
     g = dLdY
     if not relu and code != LINEAR:
-        activation_backward(code, z, y, dLdY, alpha, dLdZ)
+        BACKWARD[code](z, y, dLdY, alpha, dLdZ)
         g = dLdZ
     kernel_grad_planes(xp, g, y, relu, kh, kw, dh, dw, oh, ow, Wp, gp, dLdZ if (relu and compute_dx) else dLdZ[:0], db, dK)
     if compute_dx:

@@ -14,24 +14,14 @@ operands are passed as views, not copies.
 
 import numpy as np
 
-from fastdnn.kernels.cpu.activation import LINEAR, activation_backward, activation_forward
+from fastdnn.kernels.cpu.activation import BACKWARD, FORWARD, LINEAR
 from fastdnn.kernels.jit import jit
 
 
-@jit
 def bias_activation(z, b, code, alpha, y):
     """In place ``z += b`` (if ``b`` is non-empty), then ``y = f(z)``; ``y`` may be ``z`` (then ``z``
-    is not kept).
-
-    Two passes rather than one fused loop: each vectorizes (see ``activation_forward``), and the
-    second reads ``z`` from cache.
-    """
-    n, d = z.shape
-    if b.shape[0] > 0:
-        for i in range(n):
-            for j in range(d):
-                z[i, j] += b[j]
-    activation_forward(code, z, alpha, y)
+    is not kept)."""
+    FORWARD[code](z, b, alpha, y)
 
 
 def dense_forward(x, W, b, code, alpha, z, y):
@@ -44,7 +34,7 @@ def dense_forward(x, W, b, code, alpha, z, y):
     z, y : (n, n_out) outputs
     """
     np.matmul(x, W, out=z)
-    bias_activation(z, b, code, alpha, y)
+    FORWARD[code](z, b, alpha, y)
 
 
 def dense_backward(x, W, z, y, dLdY, code, alpha, dLdZ, dW, db, dX, compute_dx):
@@ -57,7 +47,7 @@ def dense_backward(x, W, z, y, dLdY, code, alpha, dLdZ, dW, db, dX, compute_dx):
     if code == LINEAR:
         g = dLdY
     else:
-        activation_backward(code, z, y, dLdY, alpha, dLdZ)
+        BACKWARD[code](z, y, dLdY, alpha, dLdZ)
         g = dLdZ
     np.matmul(x.T, g, out=dW)
     if db.shape[0] > 0:

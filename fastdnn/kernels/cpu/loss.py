@@ -19,7 +19,7 @@ from fastdnn.kernels.jit import jit
 EPSILON = 1e-7
 
 
-@jit
+@jit(inline="always")  # a helper of other kernels: no compile of its own on a first run
 def log_sum_exp(row):
     """``log(sum(exp(row)))`` computed as ``m + log(sum(exp(row - m)))``, ``m = max(row)``."""
     m = float(row[0])

@@ -3,7 +3,7 @@
 from fastdnn.kernels.jit import jit
 
 
-@jit
+@jit(inline="always")  # a helper of other kernels: no compile of its own on a first run
 def _argmax_row(row):
     """Index of the first maximum of a 1-D array (NumPy's tie rule)."""
     best = 0

@@ -112,10 +112,14 @@ def batch_norm_backward(
             g = dLdY[i, j]
             sum_g[j] += g
             sum_gx[j] += g * x_hat[i, j]
+    # Loops, not ``dbeta[:] = sum_g``: numba's array-to-slice copy compiles a shape-mismatch message
+    # formatter (f-strings of int tuples) that took 3 s of the first run's compile time.
     if dbeta.shape[0] > 0:
-        dbeta[:] = sum_g
+        for j in range(C):
+            dbeta[j] = sum_g[j]
     if dgamma.shape[0] > 0:
-        dgamma[:] = sum_gx
+        for j in range(C):
+            dgamma[j] = sum_gx[j]
     if not compute_dx:
         return
     for j in range(C):
