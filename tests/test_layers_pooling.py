@@ -156,3 +156,26 @@ def test_arguments_and_shapes_are_validated(make, error, match):
 def test_config_round_trip(layer):
     clone = fd.layers.get(fd.layers.serialize(layer))
     assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pooling_2x2_windows_nan_anywhere_wins_and_ties_go_to_the_first(dtype):
+    # Whole 2 x 2 windows take an unrolled path: a NaN at any of the four positions (channel p holds
+    # it at position p) is the maximum and drops its gradient; tied maxima route to the first position.
+    layer = _built(fd.layers.MaxPooling2D(2), (1, 2, 4, 4), dtype)
+    x = np.zeros((1, 2, 4, 4), dtype)
+    positions = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for p, (h, w) in enumerate(positions):
+        x[0, h, w, p] = np.nan  # first window: a NaN in channel p at position p
+        x[0, h, 2 + w, p] = 1.0  # second window: the maximum 1 at position p ...
+        for h2, w2 in positions[p + 1:]:
+            x[0, h2, 2 + w2, p] = 1.0  # ... tied with every later position
+    y = layer.forward(x, training=True)
+    assert np.isnan(y[0, 0, 0]).all()
+    np.testing.assert_array_equal(y[0, 0, 1], 1.0)
+    dX = layer.backward(np.full(y.shape, 2.0, dtype))
+    np.testing.assert_array_equal(dX[0, :, :2], 0.0)  # NaN maxima: gradients dropped
+    expected = np.zeros((2, 2, 4), dtype)
+    for p, (h, w) in enumerate(positions):
+        expected[h, w, p] = 2.0
+    np.testing.assert_array_equal(dX[0, :, 2:], expected)

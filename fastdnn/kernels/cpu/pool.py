@@ -37,6 +37,7 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, y):
     xf = x.reshape(-1)
     yf = y.reshape(-1)
     channels = np.uint64(C)
+    row_step = np.uint64(W * C)
     for b in range(n):
         for oy in range(oh):
             h0, h1 = _window(oy, sh, pad_top, ph, H)
@@ -44,6 +45,20 @@ def max_pool_forward(x, ph, pw, sh, sw, pad_top, pad_left, y):
                 w0, w1 = _window(ox, sw, pad_left, pw, W)
                 out = np.uint64(((b * oh + oy) * ow + ox) * C)
                 first = np.uint64(((b * H + h0) * W + w0) * C)
+                if h1 - h0 == 2 and w1 - w0 == 2:
+                    # a whole 2 x 2 window (the common pooling): one pass over the channels
+                    right = first + channels
+                    below = first + row_step
+                    corner = below + channels
+                    for c in range(channels):
+                        m = xf[first + c]
+                        v = xf[right + c]
+                        m = v if (v > m or v != v) else m
+                        v = xf[below + c]
+                        m = v if (v > m or v != v) else m
+                        v = xf[corner + c]
+                        yf[out + c] = v if (v > m or v != v) else m
+                    continue
                 for c in range(channels):
                     yf[out + c] = xf[first + c]
                 for hi in range(h0, h1):
@@ -80,6 +95,23 @@ def max_pool_backward(x, y, dLdY, ph, pw, sh, sw, pad_top, pad_left, dX):
             for ox in range(ow):
                 w0, w1 = _window(ox, sw, pad_left, pw, W)
                 out = np.uint64(((b * oh + oy) * ow + ox) * C)
+                if h1 - h0 == 2 and w1 - w0 == 2:
+                    # a whole 2 x 2 window (the common pooling): the scan below, unrolled
+                    first = np.uint64(((b * H + h0) * W + w0) * C)
+                    right = first + channels
+                    below = first + row_step
+                    corner = below + channels
+                    for c in range(channels):
+                        m = yf[out + c]
+                        g = gf[out + c]
+                        # the first position holding m, by selects scanning backwards (none: a NaN maximum)
+                        at = corner + c if xf[corner + c] == m else _NONE
+                        at = below + c if xf[below + c] == m else at
+                        at = right + c if xf[right + c] == m else at
+                        at = first + c if xf[first + c] == m else at
+                        if at != _NONE:
+                            df[at] += g
+                    continue
                 # the window's last position, channel 0
                 last = np.uint64(((b * H + h1 - 1) * W + w1 - 1) * C)
                 for c in range(channels):
