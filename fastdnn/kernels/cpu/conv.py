@@ -246,29 +246,69 @@ def conv_planes(xp, K, b, relu, kh, kw, dh, dw, oh, ow, Wp, zp, z, y):
     L = np.uint64((oh - 1) * Wp + ow)
     for s in range(n):
         plane = xp[s]
-        for f in range(F):
-            out = zp[f]
-            start = b[f] if b.shape[0] > 0 else _ZERO
-            for q in range(L):
-                out[q] = start
-            # four taps per pass: one load and store of ``out`` per four products
-            t = 0
-            while t + 4 <= T:
-                o0, o1, o2, o3 = _shift(t, kw, dh, dw, Wp), _shift(t + 1, kw, dh, dw, Wp), _shift(t + 2, kw, dh, dw, Wp), _shift(t + 3, kw, dh, dw, Wp)
-                k0, k1, k2, k3 = K[t, f], K[t + 1, f], K[t + 2, f], K[t + 3, f]
-                for q in range(L):
-                    out[q] += k0 * plane[o0 + q] + k1 * plane[o1 + q] + k2 * plane[o2 + q] + k3 * plane[o3 + q]
-                t += 4
-            while t < T:
-                o0 = _shift(t, kw, dh, dw, Wp)
-                k0 = K[t, f]
-                for q in range(L):
-                    out[q] += k0 * plane[o0 + q]
-                t += 1
+        # two filters per pass (each plane value loaded once for both), four taps per pass (one load
+        # and store of the outputs per four products); an odd last filter alone
+        f = 0
+        while f + 2 <= F:
+            _filter_pair(plane, K, b, f, kw, dh, dw, Wp, L, zp[f], zp[f + 1])
+            f += 2
+        if f < F:
+            _filter_one(plane, K, b, f, kw, dh, dw, Wp, L, zp[f])
         if relu:
             _interleave(zp, s, oh, ow, Wp, RELU, z, y)
         else:
             _interleave(zp, s, oh, ow, Wp, LINEAR, z, z)
+
+
+@jit(inline="always")
+def _filter_pair(plane, K, b, f, kw, dh, dw, Wp, L, out, out2):
+    """Filters ``f`` and ``f + 1`` of `conv_planes` for one sample, into ``out`` and ``out2``."""
+    T = K.shape[0]
+    start = b[f] if b.shape[0] > 0 else _ZERO
+    start2 = b[f + 1] if b.shape[0] > 0 else _ZERO
+    for q in range(L):
+        out[q] = start
+        out2[q] = start2
+    t = 0
+    while t + 4 <= T:
+        o0, o1, o2, o3 = _shift(t, kw, dh, dw, Wp), _shift(t + 1, kw, dh, dw, Wp), _shift(t + 2, kw, dh, dw, Wp), _shift(t + 3, kw, dh, dw, Wp)
+        k0, k1, k2, k3 = K[t, f], K[t + 1, f], K[t + 2, f], K[t + 3, f]
+        m0, m1, m2, m3 = K[t, f + 1], K[t + 1, f + 1], K[t + 2, f + 1], K[t + 3, f + 1]
+        for q in range(L):
+            p0, p1, p2, p3 = plane[o0 + q], plane[o1 + q], plane[o2 + q], plane[o3 + q]
+            out[q] += k0 * p0 + k1 * p1 + k2 * p2 + k3 * p3
+            out2[q] += m0 * p0 + m1 * p1 + m2 * p2 + m3 * p3
+        t += 4
+    while t < T:
+        o0 = _shift(t, kw, dh, dw, Wp)
+        k0, m0 = K[t, f], K[t, f + 1]
+        for q in range(L):
+            p0 = plane[o0 + q]
+            out[q] += k0 * p0
+            out2[q] += m0 * p0
+        t += 1
+
+
+@jit(inline="always")
+def _filter_one(plane, K, b, f, kw, dh, dw, Wp, L, out):
+    """Filter ``f`` of `conv_planes` for one sample, into ``out``."""
+    T = K.shape[0]
+    start = b[f] if b.shape[0] > 0 else _ZERO
+    for q in range(L):
+        out[q] = start
+    t = 0
+    while t + 4 <= T:
+        o0, o1, o2, o3 = _shift(t, kw, dh, dw, Wp), _shift(t + 1, kw, dh, dw, Wp), _shift(t + 2, kw, dh, dw, Wp), _shift(t + 3, kw, dh, dw, Wp)
+        k0, k1, k2, k3 = K[t, f], K[t + 1, f], K[t + 2, f], K[t + 3, f]
+        for q in range(L):
+            out[q] += k0 * plane[o0 + q] + k1 * plane[o1 + q] + k2 * plane[o2 + q] + k3 * plane[o3 + q]
+        t += 4
+    while t < T:
+        o0 = _shift(t, kw, dh, dw, Wp)
+        k0 = K[t, f]
+        for q in range(L):
+            out[q] += k0 * plane[o0 + q]
+        t += 1
 
 
 @jit(inline="always")
