@@ -43,6 +43,49 @@ def _two_by_two():
     return fd.Model([a, b], [classes, L.Subtract(name="gap")([value, near])])
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf * 0 in the infinite column itself
+def test_merge_kernels_take_their_zeros_from_the_dtype_not_from_the_data():
+    """A typed zero made as ``element * 0`` is NaN when that element is inf or NaN: an output buffer
+    not yet written (device memory holds whatever was there), or one infinite input, turned whole
+    results into NaN (a graph model's Dot diverged at its first batch in CI)."""
+    from numba import cuda
+
+    from fastdnn.kernels.cpu import merge as cpu
+    from fastdnn.kernels.cuda import merge as gpu
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 4, 2))
+    out = cuda.to_device(np.full((2, 3, 2), np.nan))  # a buffer full of NaN, as garbage may be
+    gpu.batched_matmul(cuda.to_device(a), cuda.to_device(b), out, False, False)
+    np.testing.assert_allclose(out.copy_to_host(), a @ b, rtol=1e-12)
+
+    g = np.array([np.inf, 2.0, -np.inf, np.nan])
+    winner = np.array([1, 0, 1, 1], dtype=np.int32)
+    dX = cuda.to_device(np.full(4, 7.0))
+    gpu.routed(cuda.to_device(g), cuda.to_device(winner), 0, dX)
+    expected = np.full(4, 7.0)
+    cpu.routed(g, winner, 0, expected)
+    np.testing.assert_array_equal(dX.copy_to_host(), expected)
+    np.testing.assert_array_equal(expected, [0.0, 2.0, 0.0, 0.0])
+
+    x = rng.normal(size=(2, 3, 2))
+    x[0, 0, 0] = np.inf  # one infinite element: only its own column's norm is affected
+    for axis in (1, 2):
+        shape = (2, 2) if axis == 1 else (2, 3)
+        outs = [np.zeros_like(x), np.zeros(shape)]
+        cpu.l2_normalize(x, axis, 1e-12, *outs)
+        d_out, d_inv = cuda.to_device(np.zeros_like(x)), cuda.to_device(np.zeros(shape))
+        gpu.l2_normalize(cuda.to_device(x), axis, 1e-12, d_out, d_inv)
+        np.testing.assert_allclose(d_inv.copy_to_host(), outs[1], rtol=1e-12)
+        assert np.isfinite(outs[1][1]).all() and np.isfinite(d_out.copy_to_host()[1]).all()
+        g = rng.normal(size=x.shape)
+        dX_cpu, dX_gpu = np.zeros_like(x), cuda.to_device(np.zeros_like(x))
+        cpu.l2_normalize_backward(x, outs[1], axis, 1e-12, g, dX_cpu)
+        gpu.l2_normalize_backward(cuda.to_device(x), d_inv, axis, 1e-12, cuda.to_device(g), dX_gpu)
+        np.testing.assert_allclose(dX_gpu.copy_to_host()[1], dX_cpu[1], rtol=1e-12)
+        assert np.isfinite(dX_cpu[1]).all()
+
+
 def test_a_graph_model_trains_on_the_device_as_on_the_cpu():
     rng = np.random.default_rng(1)
     x = [rng.normal(size=(8, 4)), rng.normal(size=(8, 3))]

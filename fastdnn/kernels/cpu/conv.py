@@ -218,6 +218,10 @@ def conv_backward(
 # (positions with ``ox >= ow`` are computed and thrown away: (kw - 1) dw per row), and dL/dK a dot
 # product of the same shifted plane with ``dL/dz`` laid out alike (zeros at the thrown-away positions).
 # The planes are kept from forward to backward in place of the patch matrix (1/(kh kw) of its size).
+#
+# These kernels are a CPU layout of the same convolution: the device runs its conv_forward /
+# conv_backward twins (im2col + GEMM) for every geometry, so they have no CUDA twins of their own.
+CPU_ONLY = frozenset({"pad_planes", "conv_planes", "kernel_grad_planes", "conv_forward_planes", "conv_backward_planes"})
 
 
 @jit

@@ -72,7 +72,7 @@ def extreme(out, winner, x, index, maximum):
 @cuda.jit
 def _routed(g, winner, index, dX):
     for i in range(cuda.grid(1), g.shape[0], cuda.gridsize(1)):
-        dX[i] = g[i] if winner[i] == index else g[i] * 0
+        dX[i] = g[i] if winner[i] == index else g.dtype.type(0)
 
 
 def routed(g, winner, index, dX):
@@ -120,7 +120,7 @@ def _batched_matmul(a, b, out, trans_a, trans_b):
         t = e // cols
         p = t % rows
         i = t // rows
-        total = out[i, p, q] * 0
+        total = out.dtype.type(0)  # not out[...] * 0: the buffer may hold inf or NaN before it is written
         for k in range(depth):
             left = a[i, k, p] if trans_a else a[i, p, k]
             right = b[i, q, k] if trans_b else b[i, k, q]
@@ -146,11 +146,11 @@ def _l2_normalize(x, axis, epsilon, out, inv_norm):
     for e in range(cuda.grid(1), inv_norm.size, cuda.gridsize(1)):
         i = e // others
         r = e % others
-        total = x[0, 0, 0] * 0
+        total = x.dtype.type(0)
         for c in range(length):
             v = _at(x, i, c, r, axis)
             total += v * v
-        factor = (total * 0 + 1) / math.sqrt(max(total, epsilon))
+        factor = x.dtype.type(1) / math.sqrt(max(total, epsilon))
         inv_norm[i, r] = factor
         for c in range(length):
             if axis == 1:
@@ -173,8 +173,8 @@ def _l2_normalize_backward(x, inv_norm, axis, epsilon, g, dX):
         i = e // others
         r = e % others
         factor = inv_norm[i, r]
-        total = x[0, 0, 0] * 0
-        dot = x[0, 0, 0] * 0
+        total = x.dtype.type(0)
+        dot = x.dtype.type(0)
         for c in range(length):
             v = _at(x, i, c, r, axis)
             total += v * v
