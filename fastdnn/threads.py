@@ -10,10 +10,23 @@ for each other. On an idle machine two threads finish a large product sooner; wh
 thread holds a core (a second process, a notebook's other library spinning its pool), the split
 product waits for the descheduled half, and one thread is many times faster (on the 2-core machine
 this was measured on, a 784-512-256-10 MLP epoch at batch 32 took 10x longer with two threads than
-with one while other work ran). Which count wins depends on the load, which changes, so
-`ThreadChooser` times the repeating training step with each candidate count, keeps the fastest,
+with one while other work ran).
+
+A third way suits the recurrent layers, whose steps are long runs of small products that OpenBLAS
+splits badly even on an idle machine: the rows of the batch are independent through all the steps,
+so fastdnn's own pool runs them as parts side by side (`split_batch`), each part calling the BLAS
+single-threaded; the threads meet once per layer call, not once per product, and a waiting thread
+blocks instead of spinning. Large products are cut into parts too (`matmul`). This only works with
+the BLAS's own threads off: after a product with two threads, OpenBLAS's idle thread keeps spinning
+for a while and takes the core a part needs (an LSTM(128) forward pass over 50 steps at batch 128
+took 19.0 ms in two parts with the BLAS's threads on between calls, 12.3 ms with them off, 19.5 ms
+on one thread).
+
+So each way of running is a `Plan` (BLAS threads, pool parts): one thread, the BLAS's threads, and
+fastdnn's pool. Which wins depends on the model and on the load, which changes, so
+`ThreadChooser` times the repeating training step under each candidate plan, keeps the fastest,
 and times them again from time to time; ``fit`` drives it with one call per step
-(`training_step`). ``fd.set_num_threads(n)`` pins a count and turns the choice off;
+(`training_step`). ``fd.set_num_threads(n)`` pins ``n`` BLAS threads and turns the choice off;
 ``fd.set_num_threads(None)`` turns it back on. ``FASTDNN_NUM_THREADS`` (an integer) pins a count
 from the start.
 
@@ -21,10 +34,13 @@ The choice can change the count during training, and OpenBLAS's products with on
 threads may differ in the last bit: pin the count for bit-identical runs.
 """
 
+import collections
+import concurrent.futures
 import ctypes
 import glob
 import os
 import statistics
+import threading
 import time
 
 import numba
@@ -113,9 +129,10 @@ _PINNED = None  # the count fd.set_num_threads(n) asked for; None: fastdnn choos
 def set_num_threads(n):
     """Use ``n`` threads in numba's parallel kernels and in the BLAS matrix products.
 
-    By default (and after ``set_num_threads(None)``) fastdnn chooses the count itself while it
-    trains, by timing the training step with one thread and with one per core (see
-    `fastdnn.threads`). A number pins the count and turns that choice off.
+    By default (and after ``set_num_threads(None)``) fastdnn chooses how to thread its work while it
+    trains, by timing the training step with one thread, with one BLAS thread per core and, when the
+    model has work to split, with its own pool (see `fastdnn.threads`). A number pins ``n`` BLAS
+    threads (``Plan(n, 1)``) and turns that choice off.
 
     Parameters
     ----------
@@ -135,13 +152,122 @@ def set_num_threads(n):
         raise ValueError(f"n: expected at most {limit} threads (NUMBA_NUM_THREADS), received {n}")
     _PINNED = n
     numba.set_num_threads(n)
-    set_blas_threads(n)
+    use_plan(Plan(n, 1))
 
 
 def get_num_threads():
-    """``{"numba": n, "blas": [n per OpenBLAS library found], "policy": "pinned" or "auto"}``."""
+    """``{"numba": n, "blas": [n per OpenBLAS library found], "plan": the `Plan` in use, "policy":
+    "pinned" or "auto"}``."""
     blas = [int(getter()) for _, getter in _blas() if getter is not None]
-    return {"numba": numba.get_num_threads(), "blas": blas, "policy": "auto" if _PINNED is None else "pinned"}
+    policy = "auto" if _PINNED is None else "pinned"
+    return {"numba": numba.get_num_threads(), "blas": blas, "plan": _PLAN, "policy": policy}
+
+
+# -- plans: who runs the products --------------------------------------------------------------------
+
+
+class Plan(collections.namedtuple("Plan", ["blas", "parts"])):
+    """How the CPU work is spread: ``blas`` threads in each BLAS product, and fastdnn's own pool
+    cutting `split_batch` work and large `matmul` products into ``parts`` (1: no pool)."""
+
+    __slots__ = ()
+
+    def __str__(self):
+        if self.parts > 1:
+            return f"pool of {self.parts}"
+        return f"BLAS {self.blas}" if self.blas > 1 else "1 thread"
+
+
+_CORES = min(available_cores(), numba.config.NUMBA_NUM_THREADS)
+_PLAN = Plan(_CORES, 1)  # the BLAS's own default, until fit or the user sets one
+_SPLITTABLE = False  # whether a `split_batch` since the last look could have split (see `_pool_helps`)
+
+
+def use_plan(plan):
+    """Run the work under ``plan`` (the chooser's ``apply``; ``set_num_threads(n)`` uses ``Plan(n, 1)``)."""
+    global _PLAN
+    _PLAN = Plan(*plan)
+    set_blas_threads(_PLAN.blas)
+
+
+def _pool_helps():
+    """Whether the work seen since the last call was big enough to split (then reset)."""
+    global _SPLITTABLE
+    seen, _SPLITTABLE = _SPLITTABLE, False
+    return seen
+
+
+# -- fastdnn's pool: work split over rows ----------------------------------------------------------
+
+#: Fewest rows in a part of `split_batch`: below this, a part's work is too small to repay a wake-up.
+MIN_PART_ROWS = 8
+#: Fewest floating-point operations in a part of `matmul` (about 0.2 ms on one core).
+MIN_PART_FLOPS = 10_000_000
+
+_POOL = None
+_POOL_PID = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers):
+    global _POOL, _POOL_PID
+    with _POOL_LOCK:
+        # a forked child inherits the pool object but not its threads: it needs a pool of its own
+        if _POOL is None or _POOL._max_workers < workers or _POOL_PID != os.getpid():
+            _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastdnn")
+            _POOL_PID = os.getpid()
+        return _POOL
+
+
+def _run_parts(bounds, body):
+    """``body(lo, hi)`` for each consecutive pair of ``bounds``: the first in this thread, the others
+    in the pool; an exception in any part is raised after every part has finished."""
+    ranges = list(zip(bounds[:-1], bounds[1:]))
+    if len(ranges) == 1:
+        body(*ranges[0])
+        return
+    futures = [_pool(len(ranges) - 1).submit(body, lo, hi) for lo, hi in ranges[1:]]
+    try:
+        body(*ranges[0])
+    finally:
+        concurrent.futures.wait(futures)
+    for future in futures:
+        future.result()
+
+
+def _bounds(n, parts):
+    return [n * p // parts for p in range(parts + 1)]
+
+
+def split_batch(n, body):
+    """Run ``body(lo, hi)`` over parts of the rows ``0..n``, side by side under a pool plan.
+
+    ``body`` must touch only its own rows of its outputs. Under a `Plan` with ``parts > 1``, the
+    rows are cut into that many parts (as even as they allow, none under `MIN_PART_ROWS` rows), one
+    per thread of fastdnn's pool (the caller's thread takes the first), each calling the
+    single-threaded BLAS. The threads meet once per call, not once per product, and a thread that
+    waits blocks instead of spinning. Otherwise ``body(0, n)`` runs in the caller's thread.
+    """
+    global _SPLITTABLE
+    if n >= 2 * MIN_PART_ROWS:
+        _SPLITTABLE = True
+    parts = max(1, min(_PLAN.parts, n // MIN_PART_ROWS))
+    _run_parts(_bounds(n, parts), body)
+
+
+def matmul(a, b, out):
+    """``np.matmul(a, b, out=out)`` for 2-d arrays, cut into parts of ``out``'s rows (or columns,
+    when it has fewer rows than columns) under a pool plan, when each part keeps at least
+    `MIN_PART_FLOPS`."""
+    rows, cols = out.shape
+    flops = 2 * rows * cols * a.shape[1]
+    parts = min(_PLAN.parts, flops // MIN_PART_FLOPS, max(rows, cols))
+    if parts <= 1:
+        np.matmul(a, b, out=out)
+    elif rows >= cols:
+        _run_parts(_bounds(rows, parts), lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]))
+    else:
+        _run_parts(_bounds(cols, parts), lambda lo, hi: np.matmul(a, b[:, lo:hi], out=out[:, lo:hi]))
 
 
 # -- the automatic choice --------------------------------------------------------------------------
@@ -174,12 +300,17 @@ class ThreadChooser:
         Sets the thread count.
     clock : callable() -> float
         Seconds (``time.perf_counter``; tests give a fake clock).
+    worth_probing : callable(candidate) -> bool
+        Asked for each candidate when a probe starts: a candidate that cannot help the steps seen
+        (a pool plan when no work was big enough to split) sits that probe out.
     """
 
     def __init__(self, candidates, apply, clock=time.perf_counter, probe_steps=4, overhead=0.05,
-                 min_wait=1.0, max_wait=30.0, slow_factor=2.0, slow_steps=8, give_up=2.0):
+                 min_wait=1.0, max_wait=30.0, slow_factor=2.0, slow_steps=8, give_up=2.0,
+                 worth_probing=lambda candidate: True):
         self.candidates = tuple(candidates)
         self._apply = apply
+        self._worth_probing = worth_probing
         self._clock = clock
         self.probe_steps = probe_steps
         self.overhead = overhead
@@ -224,12 +355,13 @@ class ThreadChooser:
             self._slow = 0
 
     def _start_probe(self, now):
-        if len(self.candidates) < 2:
-            self.choice = self.candidates[0] if self.candidates else None
+        candidates = [candidate for candidate in self.candidates if self._worth_probing(candidate)]
+        if len(candidates) < 2:
+            self.choice = candidates[0] if candidates else None
             self._next_probe = self._best = float("inf")
             return
-        self._plan = [count for _ in range(2) for count in self.candidates]
-        self._times = {count: [] for count in self.candidates}
+        self._plan = [count for _ in range(2) for count in candidates]
+        self._times = {count: [] for count in candidates}
         self._block = []
         self._probe_count = 0
         self._probe_started = now
@@ -272,13 +404,24 @@ class ThreadChooser:
 
 
 def _candidates():
-    cores = min(available_cores(), numba.config.NUMBA_NUM_THREADS)
-    return (1, cores) if cores > 1 else (1,)
+    """One thread; the BLAS's threads; fastdnn's pool over single-threaded BLAS (one per core)."""
+    if _CORES == 1:
+        return (Plan(1, 1),)
+    return (Plan(1, 1), Plan(_CORES, 1), Plan(1, _CORES))
+
+
+def _worth_probing(plan):
+    """A pool plan is probed only when the steps since the last probe ran a `split_batch` big enough
+    to split (a recurrent layer): for products alone, the BLAS's own threads were as fast or faster
+    (784-512-256-10 MLP epochs at batch 128 and 1024: pool 0.75 and 0.62 of one thread's time,
+    BLAS 0.60 and 0.59)."""
+    return plan.parts == 1 or _pool_helps()
 
 
 _CHOOSER = ThreadChooser(
     _candidates(),
-    set_blas_threads,
+    use_plan,
+    worth_probing=_worth_probing,
     probe_steps=config.THREAD_PROBE_STEPS,
     overhead=config.THREAD_PROBE_OVERHEAD,
     max_wait=config.THREAD_RECHECK_SECONDS,

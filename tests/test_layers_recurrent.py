@@ -185,3 +185,35 @@ def test_float32_tanh_and_sigmoid_are_within_a_few_ulp_and_keep_nan():
         np.testing.assert_allclose(t[:-1], np.tanh(exact[:-1]), rtol=tol, atol=tol)
         np.testing.assert_allclose(s[:-1], reference.sigmoid(exact[:-1]), rtol=0, atol=tol)
         assert np.isnan(t[-1]) and np.isnan(s[-1])
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("cls", LAYERS)
+def test_fastdnn_pool_splits_the_batch_and_every_product(cls, return_sequences, parts, monkeypatch, rng):
+    """Under a pool plan the steps run as row parts in several threads and every product is cut into
+    parts (thresholds lowered so that these small ones are too): still the reference's results."""
+    from fastdnn import threads
+
+    monkeypatch.setattr(threads, "MIN_PART_FLOPS", 1)
+    monkeypatch.setattr(threads, "MIN_PART_ROWS", 4)
+    n, T, D, units = 37, 6, 5, 7  # parts of 12-13 rows
+    layer = _built(cls(units, return_sequences=return_sequences), (n, T, D), np.float64)
+    for value in layer.params.values():
+        value[...] = rng.normal(0.0, 0.5, value.shape)
+    x = rng.normal(size=(n, T, D))
+    seen = []
+    run_parts = threads._run_parts
+    monkeypatch.setattr(threads, "_run_parts", lambda bounds, body: (seen.append(len(bounds) - 1), run_parts(bounds, body)))
+    threads.use_plan(threads.Plan(1, parts))
+    try:
+        y = layer.forward(x, training=True)
+        dLdY = rng.normal(size=y.shape)
+        dX = layer.backward(dLdY)
+    finally:
+        fd.set_num_threads(1)  # the suite's pinned count (conftest)
+    assert seen and set(seen) == {parts}  # the steps and every product ran in parts
+    y_ref, grads_ref = _reference(cls, x, layer.params, dLdY, return_sequences)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
+    for got, expected in zip([dX, layer.grads["W"], layer.grads["U"], layer.grads["b"]], grads_ref):
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)

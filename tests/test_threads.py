@@ -172,3 +172,95 @@ def test_fit_drives_the_choice_unless_the_count_is_pinned(monkeypatch, restore_t
     monkeypatch.setattr(threads._CHOOSER, "step", step)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # 16 steps
     assert threads._CHOOSER.choice == 2 and machine.applied[:5] == [1, 2, 1, 2, 2]
+
+
+@pytest.fixture
+def pool_of(restore_threads):
+    def use(parts):
+        threads.use_plan(threads.Plan(1, parts))
+
+    return use
+
+
+@pytest.mark.parametrize("n, parts, expected", [(37, 2, [(0, 18), (18, 37)]), (37, 3, [(0, 12), (12, 24), (24, 37)]), (15, 2, [(0, 15)]), (16, 3, [(0, 8), (8, 16)])])
+def test_split_batch_runs_each_row_once_in_as_many_threads_as_parts(pool_of, n, parts, expected):
+    import threading
+
+    pool_of(parts)
+    together = threading.Barrier(len(expected), timeout=10)  # broken unless the parts run side by side
+    ran = []
+
+    def body(lo, hi):
+        ran.append((lo, hi))
+        together.wait()
+
+    threads.split_batch(n, body)
+    assert sorted(ran) == expected  # at least MIN_PART_ROWS (8) rows a part
+    assert threads.get_num_threads()["blas"] == [1] * len(threads.get_num_threads()["blas"])
+
+
+def test_split_batch_is_one_call_without_a_pool(restore_threads):
+    fd.set_num_threads(2)
+    ran = []
+    threads.split_batch(64, lambda lo, hi: ran.append((lo, hi)))
+    assert ran == [(0, 64)]
+
+
+def test_an_error_in_a_part_is_raised_after_every_part_finished(pool_of):
+    import time
+
+    pool_of(2)
+    finished = []
+
+    def body(lo, hi):
+        if lo == 0:
+            raise ValueError("first part failed")
+        time.sleep(0.05)
+        finished.append(lo)
+
+    with pytest.raises(ValueError, match="first part failed"):
+        threads.split_batch(32, body)
+    assert finished == [16]
+
+
+@pytest.mark.parametrize("shape", [(300, 40, 20), (20, 40, 300)])  # rows cut, then columns cut
+@pytest.mark.parametrize("transposed", [False, True])
+def test_matmul_in_parts_equals_numpy(pool_of, monkeypatch, shape, transposed, rng):
+    monkeypatch.setattr(threads, "MIN_PART_FLOPS", 1000)
+    m, k, n = shape
+    a = rng.normal(size=(k, m)).T if transposed else rng.normal(size=(m, k))  # a transposed view too
+    b = rng.normal(size=(k, n))
+    out = np.full((m, n), np.nan)
+    pool_of(3)
+    threads.matmul(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_a_pool_plan_is_probed_only_when_worth_it():
+    machine = FakeMachine({1: 0.010, 2: 0.006, 3: 0.004})
+    worth = {"pool": False}
+    chooser = ThreadChooser((1, 2, 3), machine.apply, clock=machine.clock, probe_steps=2, min_wait=0.1, max_wait=0.1,
+                            worth_probing=lambda count: count != 3 or worth["pool"])
+    machine.run(chooser, 30)
+    assert chooser.choice == 2 and 3 not in machine.applied
+    worth["pool"] = True
+    machine.run(chooser, 300)
+    assert chooser.choice == 3 and machine.count == 3
+    assert set(chooser.history[-1][1]) == {1, 2, 3}
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_gets_a_pool_of_its_own(pool_of):
+    import multiprocessing
+
+    pool_of(2)
+    threads.split_batch(32, lambda lo, hi: None)  # the parent's pool exists
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as children:  # the child's split would wait forever on the parent's threads
+        assert children.apply_async(_split_in_child).get(timeout=60) == [(0, 16), (16, 32)]
+
+
+def _split_in_child():
+    ran = []
+    threads.split_batch(32, lambda lo, hi: ran.append((lo, hi)))
+    return sorted(ran)

@@ -143,7 +143,7 @@ MUTATIONS = [
              " + x * _INV_SQRT_2PI * math.exp(-0.5 * x * x)", "", "activation:gelu",
              rebuild=_ACT_REBUILD, patch=_ACT_BACKWARD),
     Mutation("transposed matrix", "Dense dL/dx uses W instead of W^T", D, "dense_backward",
-             "np.matmul(g, W.T, out=dX)", "np.matmul(g, W, out=dX)", "layer:Dense(tanh) 2x4->4",
+             "matmul(g, W.T, dX)", "matmul(g, W, dX)", "layer:Dense(tanh) 2x4->4",
              patch=((D, "dense_backward", "dense_backward"),)),
     Mutation("dropped term", "Dense bias gradient never written", D, "dense_backward",
              "column_sums(g, db)", "db[:] = 0", "layer:Dense(linear)",
@@ -213,7 +213,7 @@ MUTATIONS = [
              patch=((norm_kernels, "batch_norm_global_backward", "batch_norm_global_backward"),)),
     # recurrent backward passes
     Mutation("transposed matrix", "SimpleRNN backpropagates through U instead of U^T", R, "simple_rnn_backward",
-             "np.matmul(dA[t], U.T, out=dh)", "np.matmul(dA[t], U, out=dh)", "layer:SimpleRNN(3",
+             "np.matmul(dA[t, lo:hi], U.T, out=dh[lo:hi])", "np.matmul(dA[t, lo:hi], U, out=dh[lo:hi])", "layer:SimpleRNN(3",
              patch=((R, "simple_rnn_backward", "simple_rnn_backward"),)),
     Mutation("missing factor", "LSTM cell gradient passed back without the forget gate", R, "_lstm_cells_backward",
              "dc[bi, j] = d_c * f_gate", "dc[bi, j] = d_c", "layer:LSTM(3)",

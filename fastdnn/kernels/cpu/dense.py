@@ -3,7 +3,8 @@
 Forward:   z = x W + b,  y = f(z)
 Backward:  dL/dz = dL/dy * f'(z),  dL/dW = x^T dL/dz,  dL/db = sum_rows dL/dz,  dL/dx = dL/dz W^T
 
-The products are ``np.matmul(a, b, out=...)`` called from Python, so that they run in NumPy's BLAS:
+The products are ``np.matmul(a, b, out=...)`` called from Python (through `fastdnn.threads.matmul`,
+which cuts a large one into parts under a pool plan), so that they run in NumPy's BLAS:
 NumPy and SciPy each carry an OpenBLAS, and ``np.dot`` inside ``@njit`` reaches SciPy's. An epoch of
 the 784-512-256-10 MLP at batch 1024 took 0.90-0.92 of the time with NumPy's (0.97 at batch 128), and
 one pool of BLAS threads serves every product of a model instead of two pools taking turns. So
@@ -12,10 +13,9 @@ each of Python per call); the products write straight into the caller's buffers,
 operands are passed as views, not copies.
 """
 
-import numpy as np
-
 from fastdnn.kernels.cpu.activation import BACKWARD, FORWARD, LINEAR
 from fastdnn.kernels.jit import jit
+from fastdnn.threads import matmul
 
 
 def bias_activation(z, b, code, alpha, y):
@@ -33,7 +33,7 @@ def dense_forward(x, W, b, code, alpha, z, y):
     code, alpha : activation code and slope (see ``activation``)
     z, y : (n, n_out) outputs
     """
-    np.matmul(x, W, out=z)
+    matmul(x, W, z)
     FORWARD[code](z, b, alpha, y)
 
 
@@ -49,11 +49,11 @@ def dense_backward(x, W, z, y, dLdY, code, alpha, dLdZ, dW, db, dX, compute_dx):
     else:
         BACKWARD[code](z, y, dLdY, alpha, dLdZ)
         g = dLdZ
-    np.matmul(x.T, g, out=dW)
+    matmul(x.T, g, dW)
     if db.shape[0] > 0:
         column_sums(g, db)
     if compute_dx:
-        np.matmul(g, W.T, out=dX)
+        matmul(g, W.T, dX)
 
 
 @jit

@@ -13,6 +13,11 @@ the steps of ``*_forward`` / ``*_backward``, with each step's elementwise work o
 beside the one every Dense and Conv product uses (see ``fastdnn.threads``). A step costs two calls
 of Python (a few microseconds) beside a product of ``(n, units) x (units, G units)``.
 
+The rows of the batch never meet in the recurrence, so the step loops run through
+`fastdnn.threads.split_batch`: under a pool plan, each thread of fastdnn's pool takes a part of the
+rows through all the steps (its products single-threaded), and the products over all steps go
+through `fastdnn.threads.matmul`.
+
 In the backward pass the per-step work is the elementwise chain rule and one product with ``U^T``;
 the pre-activation gradients of all steps are kept (``dA``, time-major), so that the weight gradients
 are again single gemms over all steps: ``dW = X^T dA``, ``dU = H_{0..T-1}^T dA``, ``db = sum dA``,
@@ -54,6 +59,7 @@ from fastdnn.kernels.cpu.activation import (
     forward_scalar,
 )
 from fastdnn.kernels.jit import jit
+from fastdnn.threads import matmul, split_batch
 
 _ONE = np.float32(1.0)
 
@@ -118,7 +124,7 @@ def _input_projection(x, W, b, xt, A):
     G = W.shape[1]
     _to_time_major(x, xt)
     A2 = A.reshape((T * n, G))
-    np.matmul(xt.reshape((T * n, D)), W, out=A2)
+    matmul(xt.reshape((T * n, D)), W, A2)
     if b.shape[0] > 0:
         _add_row(A2, b)
 
@@ -165,11 +171,11 @@ def _input_gradients(xt, W, dA, dW, db, dxt, dX, compute_dx):
     T, n, D = xt.shape
     G = dA.shape[2]
     dA2 = dA.reshape((T * n, G))
-    np.matmul(xt.reshape((T * n, D)).T, dA2, out=dW)
+    matmul(xt.reshape((T * n, D)).T, dA2, dW)
     if db.shape[0] > 0:
         _column_sums(dA2, db)
     if compute_dx:
-        np.matmul(dA2, W.T, out=dxt.reshape((T * n, D)))
+        matmul(dA2, W.T, dxt.reshape((T * n, D)))
         _from_time_major(dxt, dX)
 
 
@@ -177,7 +183,7 @@ def _recurrent_gradient(h, dA, dU):
     """``dU = sum_t h_{t-1}^T dA_t`` as one gemm over the states 0..T-1."""
     T, n, G = dA.shape
     units = h.shape[2]
-    np.matmul(h[:T].reshape((T * n, units)).T, dA.reshape((T * n, G)), out=dU)
+    matmul(h[:T].reshape((T * n, units)).T, dA.reshape((T * n, G)), dU)
 
 
 @jit
@@ -219,9 +225,13 @@ def simple_rnn_forward(x, W, U, b, code, alpha, xt, rec, h, y):
     T = x.shape[1]
     _input_projection(x, W, b, xt, h[1:])
     h[0] = 0
-    for t in range(T):
-        np.matmul(h[t], U, out=rec)
-        _simple_rnn_step(h[t + 1], rec, code, alpha)
+
+    def steps(lo, hi):
+        for t in range(T):
+            np.matmul(h[t, lo:hi], U, out=rec[lo:hi])
+            _simple_rnn_step(h[t + 1, lo:hi], rec[lo:hi], code, alpha)
+
+    split_batch(x.shape[0], steps)
     _write_output(h, y)
 
 
@@ -251,10 +261,14 @@ def simple_rnn_backward(xt, W, U, h, dLdY, code, alpha, dh, dA, dW, dU, db, dxt,
     """
     T = xt.shape[0]
     dh[...] = 0
-    for t in range(T - 1, -1, -1):
-        _simple_rnn_step_backward(dLdY, t, T, h[t + 1], dh, dA[t], code, alpha)
-        if t > 0:
-            np.matmul(dA[t], U.T, out=dh)
+
+    def steps(lo, hi):
+        for t in range(T - 1, -1, -1):
+            _simple_rnn_step_backward(dLdY[lo:hi], t, T, h[t + 1, lo:hi], dh[lo:hi], dA[t, lo:hi], code, alpha)
+            if t > 0:
+                np.matmul(dA[t, lo:hi], U.T, out=dh[lo:hi])
+
+    split_batch(xt.shape[1], steps)
     _recurrent_gradient(h, dA, dU)
     _input_gradients(xt, W, dA, dW, db, dxt, dX, compute_dx)
 
@@ -307,9 +321,16 @@ def lstm_forward(x, W, U, b, act, act_alpha, ract, ract_alpha, xt, rec, gates, c
     _input_projection(x, W, b, xt, gates)
     h[0] = 0
     c[0] = 0
-    for t in range(T):
-        np.matmul(h[t], U, out=rec)
-        _lstm_step(gates[t], rec, c[t], c[t + 1], h[t + 1], tc[t], act, act_alpha, ract, ract_alpha)
+
+    def steps(lo, hi):
+        for t in range(T):
+            np.matmul(h[t, lo:hi], U, out=rec[lo:hi])
+            _lstm_step(
+                gates[t, lo:hi], rec[lo:hi], c[t, lo:hi], c[t + 1, lo:hi], h[t + 1, lo:hi], tc[t, lo:hi],
+                act, act_alpha, ract, ract_alpha,
+            )
+
+    split_batch(x.shape[0], steps)
     _write_output(h, y)
 
 
@@ -356,10 +377,17 @@ def lstm_backward(xt, W, U, gates, c, h, tc, dLdY, act, act_alpha, ract, ract_al
     T = xt.shape[0]
     dh[...] = 0
     dc[...] = 0
-    for t in range(T - 1, -1, -1):
-        _lstm_step_backward(dLdY, t, T, gates[t], c[t], tc[t], dh, dc, dA[t], act, act_alpha, ract, ract_alpha)
-        if t > 0:
-            np.matmul(dA[t], U.T, out=dh)
+
+    def steps(lo, hi):
+        for t in range(T - 1, -1, -1):
+            _lstm_step_backward(
+                dLdY[lo:hi], t, T, gates[t, lo:hi], c[t, lo:hi], tc[t, lo:hi], dh[lo:hi], dc[lo:hi], dA[t, lo:hi],
+                act, act_alpha, ract, ract_alpha,
+            )
+            if t > 0:
+                np.matmul(dA[t, lo:hi], U.T, out=dh[lo:hi])
+
+    split_batch(xt.shape[1], steps)
     _recurrent_gradient(h, dA, dU)
     _input_gradients(xt, W, dA, dW, db, dxt, dX, compute_dx)
 
@@ -409,9 +437,16 @@ def gru_forward(x, W, U, b_in, b_rec, act, act_alpha, ract, ract_alpha, xt, rec,
     T = x.shape[1]
     _input_projection(x, W, b_in, xt, gates)
     h[0] = 0
-    for t in range(T):
-        np.matmul(h[t], U, out=rec)
-        _gru_step(gates[t], rec, b_rec, h[t], h[t + 1], rh[t], act, act_alpha, ract, ract_alpha)
+
+    def steps(lo, hi):
+        for t in range(T):
+            np.matmul(h[t, lo:hi], U, out=rec[lo:hi])
+            _gru_step(
+                gates[t, lo:hi], rec[lo:hi], b_rec, h[t, lo:hi], h[t + 1, lo:hi], rh[t, lo:hi],
+                act, act_alpha, ract, ract_alpha,
+            )
+
+    split_batch(x.shape[0], steps)
     _write_output(h, y)
 
 
@@ -471,11 +506,18 @@ def gru_backward(
     T, n, D = xt.shape
     units = U.shape[0]
     dh[...] = 0
-    for t in range(T - 1, -1, -1):
-        _gru_step_backward(dLdY, t, T, gates[t], h[t], rh[t], dh, carry, dAx[t], dAr[t], act, act_alpha, ract, ract_alpha)
-        if t > 0:
-            np.matmul(dAr[t], U.T, out=dh)
-            _add_in_place(dh, carry)
+
+    def steps(lo, hi):
+        for t in range(T - 1, -1, -1):
+            _gru_step_backward(
+                dLdY[lo:hi], t, T, gates[t, lo:hi], h[t, lo:hi], rh[t, lo:hi], dh[lo:hi], carry[lo:hi],
+                dAx[t, lo:hi], dAr[t, lo:hi], act, act_alpha, ract, ract_alpha,
+            )
+            if t > 0:
+                np.matmul(dAr[t, lo:hi], U.T, out=dh[lo:hi])
+                _add_in_place(dh[lo:hi], carry[lo:hi])
+
+    split_batch(n, steps)
     _recurrent_gradient(h, dAr, dU)
     if db_rec.shape[0] > 0:
         _column_sums(dAr.reshape((T * n, 3 * units)), db_rec)
