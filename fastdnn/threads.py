@@ -277,8 +277,9 @@ class ThreadChooser:
     """Times a repeating step with each candidate thread count and keeps the fastest, re-checking.
 
     Call `step` once per step (the time between two calls is one step). A probe runs every
-    candidate for ``probe_steps`` timed steps, twice, interleaved (so that a change of load during
-    the probe hits both), after one untimed step per switch (the first step after a change pays
+    candidate for ``probe_steps`` timed steps (or at least two that took ``probe_seconds`` in all:
+    long steps time well in fewer), twice, interleaved (so that a change of load during the probe
+    hits both), after one untimed step per switch (the first step after a change pays
     for waking or parking threads); the candidate with the lowest median step time is kept. A count
     whose fastest timed step is ``give_up`` times the median of a count already timed gets no more
     steps in that probe (under load, two threads can be ten times slower than one: probing them
@@ -305,7 +306,7 @@ class ThreadChooser:
         (a pool plan when no work was big enough to split) sits that probe out.
     """
 
-    def __init__(self, candidates, apply, clock=time.perf_counter, probe_steps=4, overhead=0.05,
+    def __init__(self, candidates, apply, clock=time.perf_counter, probe_steps=4, probe_seconds=0.05, overhead=0.05,
                  min_wait=1.0, max_wait=30.0, slow_factor=2.0, slow_steps=8, give_up=2.0,
                  worth_probing=lambda candidate: True):
         self.candidates = tuple(candidates)
@@ -313,6 +314,7 @@ class ThreadChooser:
         self._worth_probing = worth_probing
         self._clock = clock
         self.probe_steps = probe_steps
+        self.probe_seconds = probe_seconds
         self.overhead = overhead
         self.min_wait = min_wait
         self.max_wait = max_wait
@@ -372,7 +374,9 @@ class ThreadChooser:
         self._probe_count += 1
         self._block.append(seconds)
         hopeless = self._hopeless(count)
-        if len(self._block) <= self.probe_steps and not hopeless:
+        timed = self._block[1:]
+        enough = len(timed) >= self.probe_steps or (len(timed) >= 2 and sum(timed) >= self.probe_seconds)
+        if not enough and not hopeless:
             return
         self._times[count] += self._block[1:]  # the first step after a switch is not timed
         self._block = []
@@ -399,15 +403,18 @@ class ThreadChooser:
     def _hopeless(self, count):
         """Whether every step of ``count`` so far (the untimed one too) took ``give_up`` times the
         median of another count's completed block."""
-        others = [statistics.median(t) for c, t in self._times.items() if c != count and len(t) >= self.probe_steps]
+        others = [statistics.median(t) for c, t in self._times.items() if c != count and t]  # completed blocks
         return bool(others) and min(self._block + self._times[count]) > self.give_up * min(others)
 
 
 def _candidates():
-    """One thread; the BLAS's threads; fastdnn's pool over single-threaded BLAS (one per core)."""
+    """One thread; fastdnn's pool over single-threaded BLAS (one per core); the BLAS's threads.
+
+    In this order, so that in a probe the pool never follows the BLAS's threads: OpenBLAS's idle
+    threads spin for a while after a product, on the cores the pool's parts need."""
     if _CORES == 1:
         return (Plan(1, 1),)
-    return (Plan(1, 1), Plan(_CORES, 1), Plan(1, _CORES))
+    return (Plan(1, 1), Plan(1, _CORES), Plan(_CORES, 1))
 
 
 def _worth_probing(plan):

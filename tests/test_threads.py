@@ -264,3 +264,15 @@ def _split_in_child():
     ran = []
     threads.split_batch(32, lambda lo, hi: ran.append((lo, hi)))
     return sorted(ran)
+
+
+def test_long_steps_are_probed_in_shorter_blocks():
+    machine = FakeMachine({1: 0.030, 2: 0.026})
+    chooser = chooser_on(machine, probe_steps=4, probe_seconds=0.05)
+    machine.run(chooser, 13)  # the step before the first call, then 2 counts x 2 blocks x (1 untimed + 2 timed)
+    assert len(chooser.history) == 1 and chooser.choice == 2
+    assert machine.steps_at[1] == 6
+    machine = FakeMachine({1: 0.010, 2: 0.006})  # short steps: probe_steps timed steps per block
+    chooser = chooser_on(machine, probe_steps=4, probe_seconds=0.05)
+    machine.run(chooser, 13)
+    assert chooser.history == []
