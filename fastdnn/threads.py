@@ -36,6 +36,7 @@ threads may differ in the last bit: pin the count for bit-identical runs.
 
 import collections
 import concurrent.futures
+import contextvars
 import ctypes
 import glob
 import os
@@ -220,13 +221,15 @@ def _pool(workers):
 
 
 def _run_parts(bounds, body):
-    """``body(lo, hi)`` for each consecutive pair of ``bounds``: the first in this thread, the others
-    in the pool; an exception in any part is raised after every part has finished."""
-    ranges = list(zip(bounds[:-1], bounds[1:]))
+    """``body(lo, hi, part)`` for each consecutive pair ``lo, hi`` of ``bounds`` (``part`` counts
+    them from 0): the first in this thread, the others in the pool; an exception in any part is
+    raised after every part has finished."""
+    ranges = [(lo, hi, part) for part, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
     if len(ranges) == 1:
         body(*ranges[0])
         return
-    futures = [_pool(len(ranges) - 1).submit(body, lo, hi) for lo, hi in ranges[1:]]
+    # each part in a copy of the caller's context, so that its np.errstate holds in the pool too
+    futures = [_pool(len(ranges) - 1).submit(contextvars.copy_context().run, body, *arguments) for arguments in ranges[1:]]
     try:
         body(*ranges[0])
     finally:
@@ -239,20 +242,25 @@ def _bounds(n, parts):
     return [n * p // parts for p in range(parts + 1)]
 
 
-def split_batch(n, body):
-    """Run ``body(lo, hi)`` over parts of the rows ``0..n``, side by side under a pool plan.
+def part_count(n):
+    """How many parts `split_batch` cuts ``n`` rows into (for scratch space of one per part)."""
+    return max(1, min(_PLAN.parts, n // MIN_PART_ROWS))
 
-    ``body`` must touch only its own rows of its outputs. Under a `Plan` with ``parts > 1``, the
+
+def split_batch(n, body):
+    """Run ``body(lo, hi, part)`` over parts of the rows ``0..n``, side by side under a pool plan.
+
+    ``body`` must touch only its own rows of its outputs (and the scratch space of its ``part``,
+    ``0 <= part < part_count(n)``). Under a `Plan` with ``parts > 1``, the
     rows are cut into that many parts (as even as they allow, none under `MIN_PART_ROWS` rows), one
     per thread of fastdnn's pool (the caller's thread takes the first), each calling the
     single-threaded BLAS. The threads meet once per call, not once per product, and a thread that
-    waits blocks instead of spinning. Otherwise ``body(0, n)`` runs in the caller's thread.
+    waits blocks instead of spinning. Otherwise ``body(0, n, 0)`` runs in the caller's thread.
     """
     global _SPLITTABLE
     if n >= 2 * MIN_PART_ROWS:
         _SPLITTABLE = True
-    parts = max(1, min(_PLAN.parts, n // MIN_PART_ROWS))
-    _run_parts(_bounds(n, parts), body)
+    _run_parts(_bounds(n, part_count(n)), body)
 
 
 def matmul(a, b, out):
@@ -265,9 +273,9 @@ def matmul(a, b, out):
     if parts <= 1:
         np.matmul(a, b, out=out)
     elif rows >= cols:
-        _run_parts(_bounds(rows, parts), lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]))
+        _run_parts(_bounds(rows, parts), lambda lo, hi, _: np.matmul(a[lo:hi], b, out=out[lo:hi]))
     else:
-        _run_parts(_bounds(cols, parts), lambda lo, hi: np.matmul(a, b[:, lo:hi], out=out[:, lo:hi]))
+        _run_parts(_bounds(cols, parts), lambda lo, hi, _: np.matmul(a, b[:, lo:hi], out=out[:, lo:hi]))
 
 
 # -- the automatic choice --------------------------------------------------------------------------

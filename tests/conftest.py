@@ -38,6 +38,20 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(params=["one thread", "pool of 3"])
+def plan(request, monkeypatch):
+    """The test once on the suite's one thread, and once under fastdnn's pool cutting every batch
+    and every product into 3 parts (the thresholds lowered so that small ones are cut too)."""
+    from fastdnn import threads
+
+    if request.param == "pool of 3":
+        monkeypatch.setattr(threads, "MIN_PART_ROWS", 1)
+        monkeypatch.setattr(threads, "MIN_PART_FLOPS", 1)
+        threads.use_plan(threads.Plan(1, 3))
+    yield request.param
+    fd.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     fd.set_seed(0)

@@ -47,7 +47,7 @@ def _per_axis(value, rank):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("spec", CONV2D + CONV1D)
-def test_conv_layer_matches_reference(dtype, spec, rng):
+def test_conv_layer_matches_reference(dtype, spec, plan, rng):
     shape, filters, kernel_size, strides, padding, dilation, activation = spec
     cls = fd.layers.Conv2D if len(shape) == 4 else fd.layers.Conv1D
     layer = _built(cls(filters, kernel_size, strides=strides, padding=padding, dilation_rate=dilation, activation=activation), shape, dtype)
@@ -87,12 +87,13 @@ def test_im2col_and_col2im_are_adjoint(dtype, rng):
     np.testing.assert_allclose(np.sum(cols * c), np.sum(x * back), rtol=1e-4 if dtype == np.float32 else 1e-12)
 
 
-def test_no_bias_no_input_gradient_and_fused_logits(rng):
-    layer = _built(fd.layers.Conv2D(3, 2, use_bias=False, activation="softmax"), (2, 4, 4, 2), np.float64)
-    assert set(layer.params) == {"W"}
+@pytest.mark.parametrize("channels", [1, 2])  # by planes, by im2col
+def test_no_bias_no_input_gradient_and_fused_logits(channels, plan, rng):
+    layer = _built(fd.layers.Conv2D(3, 2, use_bias=False, activation="softmax"), (4, 4, 4, channels), np.float64)
+    assert set(layer.params) == {"W"} and layer._by_planes == (channels == 1)
     layer.compute_input_grad = False
     layer.keep_logits = True
-    x = rng.normal(size=(2, 4, 4, 2))
+    x = rng.normal(size=(4, 4, 4, channels))
     y = layer.forward(x, training=True)
     z_ref, y_ref = reference.conv_forward(x, layer.params["W"], None, name="softmax")
     np.testing.assert_allclose(layer.logits.reshape(z_ref.shape), z_ref, rtol=1e-12)
@@ -105,7 +106,7 @@ def test_no_bias_no_input_gradient_and_fused_logits(rng):
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "softmax", "linear"])
 @pytest.mark.parametrize("input_grad", [True, False])
-def test_one_channel_planes_agree_with_im2col_including_non_finite_values(activation, input_grad, rng):
+def test_one_channel_planes_agree_with_im2col_including_non_finite_values(activation, input_grad, plan, rng):
     # The one-channel, stride-1 layer runs by padded planes (relu fused, other activations in passes
     # of their own); the same layer forced onto im2col + GEMM must give the same numbers, NaN for NaN.
     layers = []

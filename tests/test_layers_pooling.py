@@ -33,7 +33,7 @@ def _as_2d(x, rank):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["max", "average"])
 @pytest.mark.parametrize("spec", POOL2D + POOL1D)
-def test_pooling_matches_reference(dtype, kind, spec, rng):
+def test_pooling_matches_reference(dtype, kind, spec, plan, rng):
     shape, pool_size, strides, padding = spec
     rank = len(shape) - 2
     cls = {("max", 2): fd.layers.MaxPooling2D, ("max", 1): fd.layers.MaxPooling1D,

@@ -190,8 +190,9 @@ def test_split_batch_runs_each_row_once_in_as_many_threads_as_parts(pool_of, n, 
     together = threading.Barrier(len(expected), timeout=10)  # broken unless the parts run side by side
     ran = []
 
-    def body(lo, hi):
+    def body(lo, hi, part):
         ran.append((lo, hi))
+        assert (lo, hi) == expected[part]
         together.wait()
 
     threads.split_batch(n, body)
@@ -202,8 +203,8 @@ def test_split_batch_runs_each_row_once_in_as_many_threads_as_parts(pool_of, n, 
 def test_split_batch_is_one_call_without_a_pool(restore_threads):
     fd.set_num_threads(2)
     ran = []
-    threads.split_batch(64, lambda lo, hi: ran.append((lo, hi)))
-    assert ran == [(0, 64)]
+    threads.split_batch(64, lambda lo, hi, part: ran.append((lo, hi, part)))
+    assert ran == [(0, 64, 0)]
 
 
 def test_an_error_in_a_part_is_raised_after_every_part_finished(pool_of):
@@ -212,7 +213,7 @@ def test_an_error_in_a_part_is_raised_after_every_part_finished(pool_of):
     pool_of(2)
     finished = []
 
-    def body(lo, hi):
+    def body(lo, hi, part):
         if lo == 0:
             raise ValueError("first part failed")
         time.sleep(0.05)
@@ -254,7 +255,7 @@ def test_a_forked_child_gets_a_pool_of_its_own(pool_of):
     import multiprocessing
 
     pool_of(2)
-    threads.split_batch(32, lambda lo, hi: None)  # the parent's pool exists
+    threads.split_batch(32, lambda lo, hi, part: None)  # the parent's pool exists
     context = multiprocessing.get_context("fork")
     with context.Pool(1) as children:  # the child's split would wait forever on the parent's threads
         assert children.apply_async(_split_in_child).get(timeout=60) == [(0, 16), (16, 32)]
@@ -262,7 +263,7 @@ def test_a_forked_child_gets_a_pool_of_its_own(pool_of):
 
 def _split_in_child():
     ran = []
-    threads.split_batch(32, lambda lo, hi: ran.append((lo, hi)))
+    threads.split_batch(32, lambda lo, hi, part: ran.append((lo, hi)))
     return sorted(ran)
 
 

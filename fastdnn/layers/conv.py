@@ -3,7 +3,7 @@ with one input channel and strides of 1, directly over padded planes)."""
 
 import numpy as np
 
-from fastdnn import initializers, validation
+from fastdnn import initializers, threads, validation
 from fastdnn.kernels.cpu import activation as activation_kernels
 from fastdnn.kernels.cpu import conv as conv_kernels
 from fastdnn.layers.base import Layer, registry
@@ -143,7 +143,7 @@ class _Conv(_ActivationMixin, Layer):
             cols = self.buffer("planes", (n, self._plane))
             conv_kernels.conv_forward_planes(
                 x4, W, self._bias(self.params), act.code, act.alpha_as(self.dtype), kh, kw, dh, dw, pad_top, pad_left, oh, ow,
-                cols, self.buffer("plane_outputs", (self.filters, self._plane_outputs)), z, y,
+                cols, self._plane_scratch(n), z, y,
             )
         else:
             cols = self.buffer("cols", (rows, self._patch))
@@ -152,6 +152,10 @@ class _Conv(_ActivationMixin, Layer):
         if training:
             self._cache = (cols, z, y, n)
         return y.reshape(n, *self.output_shape)
+
+    def _plane_scratch(self, n):
+        """One sample's output planes (or their gradient), for each part of the batch (`threads.split_batch`)."""
+        return self.buffer("plane_outputs", (threads.part_count(n), self.filters, self._plane_outputs))
 
     def backward(self, dLdY):
         return self._backward(dLdY, self.activation.code)
@@ -173,9 +177,10 @@ class _Conv(_ActivationMixin, Layer):
         dW = self.grads["W"].reshape(self._patch, self.filters)
         alpha = self.activation.alpha_as(self.dtype)
         if self._by_planes:
-            gp = self.buffer("plane_outputs", (self.filters, self._plane_outputs))
+            sums = self.buffer("plane_sums", (threads.part_count(n), self._patch + 1, self.filters))
             conv_kernels.conv_backward_planes(
-                cols, W, z, y, g2, code, alpha, *self._geometry, gp, dLdZ, dW, self._bias(self.grads), dcols, dX, self.compute_input_grad
+                cols, W, z, y, g2, code, alpha, *self._geometry, self._plane_scratch(n), sums, dLdZ, dW, self._bias(self.grads),
+                dcols, dX, self.compute_input_grad,
             )
         else:
             conv_kernels.conv_backward(

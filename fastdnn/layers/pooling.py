@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fastdnn import validation
+from fastdnn import threads, validation
 from fastdnn.kernels.cpu import pool as pool_kernels
 from fastdnn.layers.base import Layer, registry
 from fastdnn.layers.conv import channels_last, spatial_output
@@ -47,14 +47,22 @@ class _Pooling(Layer):
             cols = np.clip(np.arange(ow) * sw - pad_left + pw, 0, W) - np.clip(np.arange(ow) * sw - pad_left, 0, W)
             self._inv_count = (1.0 / np.outer(rows, cols)).astype(self.dtype)
 
+    # samples are independent: they run as parts of the batch under a pool plan (threads.split_batch)
+    def _forward_samples(self, x4, y):
+        if self.kind == "max":
+            return lambda lo, hi, _: pool_kernels.max_pool_forward(x4[lo:hi], *self._geometry, y[lo:hi])
+        return lambda lo, hi, _: pool_kernels.avg_pool_forward(x4[lo:hi], *self._geometry, self._inv_count, y[lo:hi])
+
+    def _backward_samples(self, x4, y, g, dX):
+        if self.kind == "max":
+            return lambda lo, hi, _: pool_kernels.max_pool_backward(x4[lo:hi], y[lo:hi], g[lo:hi], *self._geometry, dX[lo:hi])
+        return lambda lo, hi, _: pool_kernels.avg_pool_backward(g[lo:hi], *self._geometry, self._inv_count, dX[lo:hi])
+
     def forward(self, x, training=False):
         n = x.shape[0]
         x4 = x.reshape(n, *self._input_2d)
         y = self.buffer("y", (n, *self._output_2d))
-        if self.kind == "max":
-            pool_kernels.max_pool_forward(x4, *self._geometry, y)
-        else:
-            pool_kernels.avg_pool_forward(x4, *self._geometry, self._inv_count, y)
+        threads.split_batch(n, self._forward_samples(x4, y))
         if training:
             self._cache = (x4, y)
         return y.reshape(n, *self.output_shape)
@@ -66,10 +74,7 @@ class _Pooling(Layer):
         n = x4.shape[0]
         g = dLdY.reshape(n, *self._output_2d)
         dX = self.buffer("dx", x4.shape)
-        if self.kind == "max":
-            pool_kernels.max_pool_backward(x4, y, g, *self._geometry, dX)
-        else:
-            pool_kernels.avg_pool_backward(g, *self._geometry, self._inv_count, dX)
+        threads.split_batch(n, self._backward_samples(x4, y, g, dX))
         return dX.reshape(n, *self.input_shape)
 
     def get_config(self):

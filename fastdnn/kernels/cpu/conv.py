@@ -27,6 +27,7 @@ import numpy as np
 from fastdnn.kernels.cpu.activation import BACKWARD, FORWARD, LINEAR, RELU
 from fastdnn.kernels.cpu.dense import column_sums
 from fastdnn.kernels.jit import jit
+from fastdnn.threads import matmul, part_count, split_batch
 
 
 # Constants of the smallest float type, so that an expression keeps its array's dtype (a zero taken
@@ -178,10 +179,18 @@ def conv_forward(x, K, b, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left
         padding and output size
     cols : (n oh ow, kh kw C) patch buffer, kept for the backward pass
     z, y : (n oh ow, F) outputs (an ``(n, oh, ow, F)`` array, row-major)
+
+    Samples are independent: they run as parts of the batch under a pool plan (`split_batch`).
     """
-    im2col(x, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, cols)
-    np.matmul(cols, K, out=z)
-    FORWARD[code](z, b, alpha, y)
+    positions = oh * ow
+
+    def samples(lo, hi, _part):
+        rows = slice(lo * positions, hi * positions)
+        im2col(x[lo:hi], kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, cols[rows])
+        np.matmul(cols[rows], K, out=z[rows])
+        FORWARD[code](z[rows], b, alpha, y[rows])
+
+    split_batch(x.shape[0], samples)
 
 
 def conv_backward(
@@ -192,17 +201,21 @@ def conv_backward(
     With ``code == LINEAR``, ``dLdY`` is ``dL/dz`` (also how a fused loss hands it in) and ``dLdZ`` is
     not touched. ``dcols`` and ``dX`` (``(n, H, W, C)``) are only written when ``compute_dx``.
     """
-    if code == LINEAR:
-        g = dLdY
-    else:
-        BACKWARD[code](z, y, dLdY, alpha, dLdZ)
-        g = dLdZ
-    np.matmul(cols.T, g, out=dK)
+    positions = oh * ow
+    g = dLdY if code == LINEAR else dLdZ
+
+    def samples(lo, hi, _part):  # dL/dz and dL/dx sample by sample
+        rows = slice(lo * positions, hi * positions)
+        if code != LINEAR:
+            BACKWARD[code](z[rows], y[rows], dLdY[rows], alpha, dLdZ[rows])
+        if compute_dx:
+            np.matmul(g[rows], K.T, out=dcols[rows])
+            col2im(dcols[rows], kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX[lo:hi])
+
+    split_batch(z.shape[0] // positions, samples)
+    matmul(cols.T, g, dK)  # summed over every sample
     if db.shape[0] > 0:
         column_sums(g, db)
-    if compute_dx:
-        np.matmul(g, K.T, out=dcols)
-        col2im(dcols, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX)
 
 
 # -- one input channel, stride 1: direct convolution over padded planes -----------------------------
@@ -409,31 +422,55 @@ def _shift(t, kw, dh, dw, Wp):
 
 def conv_forward_planes(x, K, b, code, alpha, kh, kw, dh, dw, pad_top, pad_left, oh, ow, xp, zp, z, y):
     """`conv_forward` for ``C == 1`` and strides of 1, by padded planes ``xp`` (``(n, Hp Wp)``, kept
-    for `conv_backward_planes`); ``zp`` (``(F, (oh - 1) Wp + ow)``) is scratch. A relu is applied on
-    the way, any other activation in a pass of its own."""
+    for `conv_backward_planes`); ``zp`` (``(parts, F, (oh - 1) Wp + ow)``, ``parts`` =
+    `part_count` ``(n)``) is scratch, one per part of the batch. A relu is applied on the way, any
+    other activation in a pass of its own."""
     Wp = ow + (kw - 1) * dw
-    pad_planes(x, pad_top, pad_left, Wp, xp)
-    conv_planes(xp, K, b, code == RELU, kh, kw, dh, dw, oh, ow, Wp, zp, z, y)
-    if code != RELU:
-        FORWARD[code](z, b[:0], alpha, y)  # the bias is in z already
+    positions = oh * ow
+
+    def samples(lo, hi, part):
+        rows = slice(lo * positions, hi * positions)
+        pad_planes(x[lo:hi], pad_top, pad_left, Wp, xp[lo:hi])
+        conv_planes(xp[lo:hi], K, b, code == RELU, kh, kw, dh, dw, oh, ow, Wp, zp[part], z[rows], y[rows])
+        if code != RELU:
+            FORWARD[code](z[rows], b[:0], alpha, y[rows])  # the bias is in z already
+
+    split_batch(x.shape[0], samples)
 
 
 def conv_backward_planes(
-    xp, K, z, y, dLdY, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, gp, dLdZ, dK, db, dcols, dX, compute_dx
+    xp, K, z, y, dLdY, code, alpha, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, gp, sums, dLdZ, dK, db, dcols, dX, compute_dx
 ):
     """`conv_backward` for the layout of `conv_forward_planes`: ``dK`` and ``db`` from the planes
     (``gp`` is scratch shaped as ``zp``), ``dX`` as there (``dL/dz K^T``, then `col2im`).
 
     With ``code == LINEAR``, ``dLdY`` is ``dL/dz`` and ``dLdZ`` is not touched (as in `conv_backward`).
     A relu's derivative is applied on the way, any other activation's in a pass of its own.
+    With the batch in more than one part, each part sums its own ``dK`` and ``db`` into ``sums``
+    (``(parts, kh kw + 1, F)``: ``dK`` then ``db``), added up at the end.
     """
     Wp = ow + (kw - 1) * dw
     relu = code == RELU
-    g = dLdY
-    if not relu and code != LINEAR:
-        BACKWARD[code](z, y, dLdY, alpha, dLdZ)
-        g = dLdZ
-    kernel_grad_planes(xp, g, y, relu, kh, kw, dh, dw, oh, ow, Wp, gp, dLdZ if (relu and compute_dx) else dLdZ[:0], db, dK)
-    if compute_dx:
-        np.matmul(dLdZ if relu else g, K.T, out=dcols)
-        col2im(dcols, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX)
+    positions = oh * ow
+    n = xp.shape[0]
+    g = dLdY if relu or code == LINEAR else dLdZ
+    whole = part_count(n) == 1
+    taps = dK.shape[0]
+
+    def samples(lo, hi, part):
+        rows = slice(lo * positions, hi * positions)
+        if not relu and code != LINEAR:
+            BACKWARD[code](z[rows], y[rows], dLdY[rows], alpha, dLdZ[rows])
+        own_dK = dK if whole else sums[part, :taps]
+        own_db = db if whole else sums[part, taps, : db.shape[0]]
+        kept = dLdZ[rows] if (relu and compute_dx) else dLdZ[:0]
+        kernel_grad_planes(xp[lo:hi], g[rows], y[rows], relu, kh, kw, dh, dw, oh, ow, Wp, gp[part], kept, own_db, own_dK)
+        if compute_dx:
+            np.matmul(dLdZ[rows] if relu else g[rows], K.T, out=dcols[rows])
+            col2im(dcols[rows], kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow, dX[lo:hi])
+
+    split_batch(n, samples)
+    if not whole:
+        np.sum(sums[:, :taps], axis=0, out=dK)
+        if db.shape[0] > 0:
+            np.sum(sums[:, taps, : db.shape[0]], axis=0, out=db)

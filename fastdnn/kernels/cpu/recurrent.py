@@ -226,7 +226,7 @@ def simple_rnn_forward(x, W, U, b, code, alpha, xt, rec, h, y):
     _input_projection(x, W, b, xt, h[1:])
     h[0] = 0
 
-    def steps(lo, hi):
+    def steps(lo, hi, _part):
         for t in range(T):
             np.matmul(h[t, lo:hi], U, out=rec[lo:hi])
             _simple_rnn_step(h[t + 1, lo:hi], rec[lo:hi], code, alpha)
@@ -262,7 +262,7 @@ def simple_rnn_backward(xt, W, U, h, dLdY, code, alpha, dh, dA, dW, dU, db, dxt,
     T = xt.shape[0]
     dh[...] = 0
 
-    def steps(lo, hi):
+    def steps(lo, hi, _part):
         for t in range(T - 1, -1, -1):
             _simple_rnn_step_backward(dLdY[lo:hi], t, T, h[t + 1, lo:hi], dh[lo:hi], dA[t, lo:hi], code, alpha)
             if t > 0:
@@ -322,7 +322,7 @@ def lstm_forward(x, W, U, b, act, act_alpha, ract, ract_alpha, xt, rec, gates, c
     h[0] = 0
     c[0] = 0
 
-    def steps(lo, hi):
+    def steps(lo, hi, _part):
         for t in range(T):
             np.matmul(h[t, lo:hi], U, out=rec[lo:hi])
             _lstm_step(
@@ -378,7 +378,7 @@ def lstm_backward(xt, W, U, gates, c, h, tc, dLdY, act, act_alpha, ract, ract_al
     dh[...] = 0
     dc[...] = 0
 
-    def steps(lo, hi):
+    def steps(lo, hi, _part):
         for t in range(T - 1, -1, -1):
             _lstm_step_backward(
                 dLdY[lo:hi], t, T, gates[t, lo:hi], c[t, lo:hi], tc[t, lo:hi], dh[lo:hi], dc[lo:hi], dA[t, lo:hi],
@@ -438,7 +438,7 @@ def gru_forward(x, W, U, b_in, b_rec, act, act_alpha, ract, ract_alpha, xt, rec,
     _input_projection(x, W, b_in, xt, gates)
     h[0] = 0
 
-    def steps(lo, hi):
+    def steps(lo, hi, _part):
         for t in range(T):
             np.matmul(h[t, lo:hi], U, out=rec[lo:hi])
             _gru_step(
@@ -507,7 +507,7 @@ def gru_backward(
     units = U.shape[0]
     dh[...] = 0
 
-    def steps(lo, hi):
+    def steps(lo, hi, _part):
         for t in range(T - 1, -1, -1):
             _gru_step_backward(
                 dLdY[lo:hi], t, T, gates[t, lo:hi], h[t, lo:hi], rh[t, lo:hi], dh[lo:hi], carry[lo:hi],
