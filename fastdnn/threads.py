@@ -312,14 +312,18 @@ class ThreadChooser:
     worth_probing : callable(candidate) -> bool
         Asked for each candidate when a probe starts: a candidate that cannot help the steps seen
         (a pool plan when no work was big enough to split) sits that probe out.
+    settle : callable(candidate) -> float
+        Seconds after switching to a candidate during which its steps are not timed (besides the
+        first): the pool's parts are slowed while OpenBLAS's idle threads still spin.
     """
 
     def __init__(self, candidates, apply, clock=time.perf_counter, probe_steps=4, probe_seconds=0.05, overhead=0.05,
                  min_wait=1.0, max_wait=30.0, slow_factor=2.0, slow_steps=8, give_up=2.0,
-                 worth_probing=lambda candidate: True):
+                 worth_probing=lambda candidate: True, settle=lambda candidate: 0.0):
         self.candidates = tuple(candidates)
         self._apply = apply
         self._worth_probing = worth_probing
+        self._settle = settle
         self._clock = clock
         self.probe_steps = probe_steps
         self.probe_seconds = probe_seconds
@@ -372,27 +376,35 @@ class ThreadChooser:
             return
         self._plan = [count for _ in range(2) for count in candidates]
         self._times = {count: [] for count in candidates}
-        self._block = []
+        self._lead, self._block = [], []
         self._probe_count = 0
         self._probe_started = now
+        self._switch(now)
+
+    def _switch(self, now):
         self._apply(self._plan[0])
+        self._switched_at = now
 
     def _probe_step(self, seconds, now):
         count = self._plan[0]
         self._probe_count += 1
-        self._block.append(seconds)
+        # not timed: the first step after a switch, and any that began within settle(count) of it
+        if not self._lead or now - seconds - self._switched_at < self._settle(count):
+            self._lead.append(seconds)
+        else:
+            self._block.append(seconds)
         hopeless = self._hopeless(count)
-        timed = self._block[1:]
+        timed = self._block
         enough = len(timed) >= self.probe_steps or (len(timed) >= 2 and sum(timed) >= self.probe_seconds)
         if not enough and not hopeless:
             return
-        self._times[count] += self._block[1:]  # the first step after a switch is not timed
-        self._block = []
+        self._times[count] += self._block
+        self._lead, self._block = [], []
         self._plan.pop(0)
         if hopeless:  # far slower than a count already timed: not worth more steps
             self._plan = [other for other in self._plan if other != count]
         if self._plan:
-            self._apply(self._plan[0])
+            self._switch(now)
             return
         medians = {count: statistics.median(times) for count, times in self._times.items() if times}
         if not medians:  # every count was dropped on its untimed step alone: keep the one probed first
@@ -412,7 +424,7 @@ class ThreadChooser:
         """Whether every step of ``count`` so far (the untimed one too) took ``give_up`` times the
         median of another count's completed block."""
         others = [statistics.median(t) for c, t in self._times.items() if c != count and t]  # completed blocks
-        return bool(others) and min(self._block + self._times[count]) > self.give_up * min(others)
+        return bool(others) and min(self._lead + self._block + self._times[count]) > self.give_up * min(others)
 
 
 def _candidates():
@@ -433,10 +445,15 @@ def _worth_probing(plan):
     return plan.parts == 1 or _pool_helps()
 
 
+#: How long OpenBLAS's idle threads spin after a product (its THREAD_TIMEOUT, 2^28 cycles: about 0.1 s
+#: at 2.7 GHz; measured here as the process's CPU time while it slept after a two-thread product).
+BLAS_SPIN_SECONDS = 0.15
+
 _CHOOSER = ThreadChooser(
     _candidates(),
     use_plan,
     worth_probing=_worth_probing,
+    settle=lambda plan: BLAS_SPIN_SECONDS if plan.parts > 1 else 0.0,
     probe_steps=config.THREAD_PROBE_STEPS,
     overhead=config.THREAD_PROBE_OVERHEAD,
     max_wait=config.THREAD_RECHECK_SECONDS,

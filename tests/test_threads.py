@@ -277,3 +277,16 @@ def test_long_steps_are_probed_in_shorter_blocks():
     chooser = chooser_on(machine, probe_steps=4, probe_seconds=0.05)
     machine.run(chooser, 13)
     assert chooser.history == []
+
+
+def test_steps_within_the_settling_time_of_a_switch_are_not_timed():
+    machine = FakeMachine({1: 0.010, 2: 0.006})
+    chooser = chooser_on(machine, probe_steps=4, settle=lambda count: 0.05 if count == 2 else 0.0)
+    # count 2: besides the first step after each switch, 8 more began within 0.05 s of it
+    machine.run(chooser, 1 + 2 * (1 + 4) + 2 * (1 + 8 + 4) - 1)
+    assert chooser.history == []
+    machine.run(chooser, 1)
+    assert len(chooser.history) == 1 and machine.steps_at[1] == 10
+    assert chooser.history[0][1] == {1: pytest.approx(0.010), 2: pytest.approx(0.006)}
+    machine.run(chooser, 1)
+    assert machine.count == 2
