@@ -216,13 +216,13 @@ MUTATIONS = [
              "np.matmul(dA[t, lo:hi], U.T, out=dh[lo:hi])", "np.matmul(dA[t, lo:hi], U, out=dh[lo:hi])", "layer:SimpleRNN(3",
              patch=((R, "simple_rnn_backward", "simple_rnn_backward"),)),
     Mutation("missing factor", "LSTM cell gradient passed back without the forget gate", R, "_lstm_cells_backward",
-             "dc[bi, j] = d_c * f_gate", "dc[bi, j] = d_c", "layer:LSTM(3)",
+             "dc_row[j] = d_c * f_gate", "dc_row[j] = d_c", "layer:LSTM(3)",
              rebuild=("_lstm_step_backward", "lstm_backward"), patch=((R, "lstm_backward", "lstm_backward"),)),
     Mutation("flipped sign", "GRU update-gate gradient with (hh - h_prev)", R, "_gru_cells_backward",
-             "(h_prev[bi, j] - cand)", "(cand - h_prev[bi, j])", "layer:GRU(3)",
+             "(previous[j] - cand)", "(cand - previous[j])", "layer:GRU(3)",
              rebuild=("_gru_step_backward", "gru_backward"), patch=((R, "gru_backward", "gru_backward"),)),
     Mutation("dropped term", "GRU gradient reaching h_{t-1} without the direct z path", R, "_gru_cells_backward",
-             "carry[bi, j] = dh_j * z", "carry[bi, j] = 0", "layer:GRU(3, return_sequences)",
+             "carry_row[j] = dh_j * z", "carry_row[j] = 0", "layer:GRU(3, return_sequences)",
              rebuild=("_gru_step_backward", "gru_backward"), patch=((R, "gru_backward", "gru_backward"),)),
     # bugs that finite differences cannot see (forward passes, arguments the hand-listed cases missed):
     # caught by the argument-space configurations against the reference, and the target-row cases

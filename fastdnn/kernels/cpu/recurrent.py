@@ -94,6 +94,18 @@ def _dact(code, y, alpha):
 # -- shared steps -----------------------------------------------------------------------------------
 
 
+@jit(inline="always")
+def _four(row, units):
+    """The four gate blocks of a row of ``4 units`` values, as views."""
+    return row[:units], row[units : 2 * units], row[2 * units : 3 * units], row[3 * units :]
+
+
+@jit(inline="always")
+def _three(row, units):
+    """The three gate blocks of a row of ``3 units`` values, as views."""
+    return row[:units], row[units : 2 * units], row[2 * units :]
+
+
 @jit
 def _to_time_major(x, xt):
     """``xt[t, b] = x[b, t]``."""
@@ -281,25 +293,29 @@ def _lstm_cells(g_t, rec, c_prev, c_t, h_t, tc_t, act, act_alpha, ract, ract_alp
     """One step's gates and states; ``g_t`` holds ``x_t W + b`` and receives the gate values.
 
     Two passes per row, the gates in place, then the states: loops that read and write one array
-    at the same index, or read some and write others, are the ones LLVM vectorizes.
+    at the same index, or read some and write others, are the ones LLVM vectorizes. Each gate is a
+    view of its own, indexed from 0: an index numba cannot prove non-negative (``2 units + j``)
+    gets a wraparound test per element, which stops the vectorizer (a step at 64 x 128 in float32
+    took 66 us with the gates indexed by offsets, 13 us by views).
     """
     n, units = c_t.shape
     for bi in range(n):
-        gates = g_t[bi]
-        recurrent = rec[bi]
+        i_f, cand, out_gate = g_t[bi, : 2 * units], g_t[bi, 2 * units : 3 * units], g_t[bi, 3 * units :]
+        rec_if, rec_cand, rec_out = rec[bi, : 2 * units], rec[bi, 2 * units : 3 * units], rec[bi, 3 * units :]
         for k in range(2 * units):
-            gates[k] = _act(ract, gates[k] + recurrent[k], ract_alpha)
-        for k in range(2 * units, 3 * units):
-            gates[k] = _act(act, gates[k] + recurrent[k], act_alpha)
-        for k in range(3 * units, 4 * units):
-            gates[k] = _act(ract, gates[k] + recurrent[k], ract_alpha)
+            i_f[k] = _act(ract, i_f[k] + rec_if[k], ract_alpha)
+        for k in range(units):
+            cand[k] = _act(act, cand[k] + rec_cand[k], act_alpha)
+        for k in range(units):
+            out_gate[k] = _act(ract, out_gate[k] + rec_out[k], ract_alpha)
+        i_gate, f_gate = i_f[:units], i_f[units:]
         previous, cell, hidden, squashed = c_prev[bi], c_t[bi], h_t[bi], tc_t[bi]
         for j in range(units):
-            value = gates[units + j] * previous[j] + gates[j] * gates[2 * units + j]
+            value = f_gate[j] * previous[j] + i_gate[j] * cand[j]
             cell[j] = value
             s = _act(act, value, act_alpha)
             squashed[j] = s
-            hidden[j] = gates[3 * units + j] * s
+            hidden[j] = out_gate[j] * s
 
 
 @jit
@@ -336,23 +352,28 @@ def lstm_forward(x, W, U, b, act, act_alpha, ract, ract_alpha, xt, rec, gates, c
 
 @jit(inline="always")
 def _lstm_cells_backward(g_t, c_prev, tc_t, dh, dc, dA_t, act, act_alpha, ract, ract_alpha):
-    """One step of the chain rule (see `lstm_backward`); updates ``dc`` in place for step t-1."""
+    """One step of the chain rule (see `lstm_backward`); updates ``dc`` in place for step t-1.
+
+    Gates and their gradients are views indexed from 0, as in `_lstm_cells`."""
     n, units = dh.shape
     for bi in range(n):
+        i_gates, f_gates, cands, o_gates = _four(g_t[bi], units)
+        d_i, d_f, d_cand, d_out = _four(dA_t[bi], units)
+        squashed_row, dh_row, dc_row, previous = tc_t[bi], dh[bi], dc[bi], c_prev[bi]
         for j in range(units):
-            i_gate = g_t[bi, j]
-            f_gate = g_t[bi, units + j]
-            cand = g_t[bi, 2 * units + j]
-            o_gate = g_t[bi, 3 * units + j]
-            squashed = tc_t[bi, j]
-            dh_j = dh[bi, j]
+            i_gate = i_gates[j]
+            f_gate = f_gates[j]
+            cand = cands[j]
+            o_gate = o_gates[j]
+            squashed = squashed_row[j]
+            dh_j = dh_row[j]
             d_o = dh_j * squashed
-            d_c = dc[bi, j] + dh_j * o_gate * _dact(act, squashed, act_alpha)
-            dc[bi, j] = d_c * f_gate
-            dA_t[bi, j] = d_c * cand * _dact(ract, i_gate, ract_alpha)
-            dA_t[bi, units + j] = d_c * c_prev[bi, j] * _dact(ract, f_gate, ract_alpha)
-            dA_t[bi, 2 * units + j] = d_c * i_gate * _dact(act, cand, act_alpha)
-            dA_t[bi, 3 * units + j] = d_o * _dact(ract, o_gate, ract_alpha)
+            d_c = dc_row[j] + dh_j * o_gate * _dact(act, squashed, act_alpha)
+            dc_row[j] = d_c * f_gate
+            d_i[j] = d_c * cand * _dact(ract, i_gate, ract_alpha)
+            d_f[j] = d_c * previous[j] * _dact(ract, f_gate, ract_alpha)
+            d_cand[j] = d_c * i_gate * _dact(act, cand, act_alpha)
+            d_out[j] = d_o * _dact(ract, o_gate, ract_alpha)
 
 
 @jit
@@ -399,21 +420,25 @@ def lstm_backward(xt, W, U, gates, c, h, tc, dLdY, act, act_alpha, ract, ract_al
 def _gru_cells(g_t, rec, h_prev, h_t, rh_t, act, act_alpha, ract, ract_alpha):
     """One step: ``g_t`` holds ``x_t W + b_in`` and receives ``[z, r, hh]``; ``rec`` is ``h_{t-1} U + b_rec``.
 
-    Two passes per row (the gates z, r in place, then the candidate and the state), so both vectorize.
+    Two passes per row (the gates z, r in place, then the candidate and the state), so both vectorize;
+    the gate blocks are views indexed from 0 (see `_lstm_cells`).
     """
     n, units = h_t.shape
     for bi in range(n):
         gates = g_t[bi]
         recurrent = rec[bi]
+        z_r, rec_z_r = gates[: 2 * units], recurrent[: 2 * units]
         for k in range(2 * units):
-            gates[k] = _act(ract, gates[k] + recurrent[k], ract_alpha)
+            z_r[k] = _act(ract, z_r[k] + rec_z_r[k], ract_alpha)
+        z_gate, r_gate, cands = gates[:units], gates[units : 2 * units], gates[2 * units :]
+        rec_h = recurrent[2 * units :]
         previous, hidden, kept = h_prev[bi], h_t[bi], rh_t[bi]
         for j in range(units):
-            v_h = recurrent[2 * units + j]
-            cand = _act(act, gates[2 * units + j] + gates[units + j] * v_h, act_alpha)
-            z = gates[j]
+            v_h = rec_h[j]
+            cand = _act(act, cands[j] + r_gate[j] * v_h, act_alpha)
+            z = z_gate[j]
             hidden[j] = z * previous[j] + (_ONE - z) * cand
-            gates[2 * units + j] = cand
+            cands[j] = cand
             kept[j] = v_h
 
 
@@ -452,24 +477,28 @@ def gru_forward(x, W, U, b_in, b_rec, act, act_alpha, ract, ract_alpha, xt, rec,
 
 @jit(inline="always")
 def _gru_cells_backward(g_t, h_prev, rh_t, dh, carry, dAx_t, dAr_t, act, act_alpha, ract, ract_alpha):
-    """One step of the chain rule (see `gru_backward`)."""
+    """One step of the chain rule (see `gru_backward`); gate blocks as views indexed from 0."""
     n, units = dh.shape
     for bi in range(n):
+        z_gates, r_gates, cands = _three(g_t[bi], units)
+        dx_z, dx_r, dx_h = _three(dAx_t[bi], units)
+        dr_z, dr_r, dr_h = _three(dAr_t[bi], units)
+        dh_row, previous, kept, carry_row = dh[bi], h_prev[bi], rh_t[bi], carry[bi]
         for j in range(units):
-            z = g_t[bi, j]
-            r = g_t[bi, units + j]
-            cand = g_t[bi, 2 * units + j]
-            dh_j = dh[bi, j]
-            a_z = dh_j * (h_prev[bi, j] - cand) * _dact(ract, z, ract_alpha)
+            z = z_gates[j]
+            r = r_gates[j]
+            cand = cands[j]
+            dh_j = dh_row[j]
+            a_z = dh_j * (previous[j] - cand) * _dact(ract, z, ract_alpha)
             a_h = dh_j * (_ONE - z) * _dact(act, cand, act_alpha)
-            a_r = a_h * rh_t[bi, j] * _dact(ract, r, ract_alpha)
-            dAx_t[bi, j] = a_z
-            dAx_t[bi, units + j] = a_r
-            dAx_t[bi, 2 * units + j] = a_h
-            dAr_t[bi, j] = a_z
-            dAr_t[bi, units + j] = a_r
-            dAr_t[bi, 2 * units + j] = a_h * r
-            carry[bi, j] = dh_j * z
+            a_r = a_h * kept[j] * _dact(ract, r, ract_alpha)
+            dx_z[j] = a_z
+            dx_r[j] = a_r
+            dx_h[j] = a_h
+            dr_z[j] = a_z
+            dr_r[j] = a_r
+            dr_h[j] = a_h * r
+            carry_row[j] = dh_j * z
 
 
 @jit
