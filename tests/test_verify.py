@@ -158,6 +158,28 @@ def test_cli_exit_codes_and_outputs(tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
+def test_each_case_checks_the_same_inputs_alone_in_order_or_in_worker_processes():
+    import dataclasses
+
+    def rows(results):
+        return repr([dataclasses.asdict(r) for r in results])
+
+    pattern = "*lstm*"  # gradient cases, layer configurations and a model with weights of its own
+    alone, _ = run.run(only="layer:LSTM(3) 2x4x2->2x3")
+    together, _ = run.run(only=pattern)
+    again, _ = run.run(only=pattern)
+    spread, _ = run.run(only=pattern, jobs=2)
+    assert len(together) > len(alone) and rows(together) == rows(again) == rows(spread)
+    assert alone and rows(alone) == rows([r for r in together if r.op == "layer:LSTM(3) 2x4x2->2x3"])
+    assert all(r.passed for r in spread)
+
+
+def test_jobs_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        gradcheck_main(["--jobs", "0"])
+    assert exit_info.value.code == 2 and "--jobs: expected a positive number of processes, received 0" in capsys.readouterr().err
+
+
 def test_cli_exits_1_on_a_failure(monkeypatch, capsys):
     mutation = selftest.MUTATIONS[2]  # tanh derivative
     for owner, attribute, value in selftest.plant(mutation):

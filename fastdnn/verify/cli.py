@@ -23,6 +23,14 @@ def _parser():
     parser.add_argument("--self-test", action="store_true", help="plant known bugs in copies of the kernels and show each is caught")
     parser.add_argument("--quiet", action="store_true", help="print failures and the summary only")
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes for the checks (default: one per core, for 100 cases or more; 1: all in this "
+        "process). The first run on a machine is mostly compiling kernels, which the workers do side by side",
+    )
+    parser.add_argument(
         "--device",
         choices=("cpu", "cuda"),
         default="cpu",
@@ -34,6 +42,8 @@ def _parser():
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f"argument --jobs: expected a positive number of processes, received {args.jobs}")
     if args.self_test:
         return _self_test(args)
     if args.device == "cuda":
@@ -50,7 +60,7 @@ def main(argv=None):
             print(f"{case.op}  [{mode if args.mode is None or case.kind == 'update_rule' else args.mode}]")
         print(f"{len(chosen)} cases")
         return 0
-    results, seconds = run.run(args.only, args.mode, args.seed)
+    results, seconds = run.run(args.only, args.mode, args.seed, jobs=args.jobs)
     if not args.quiet:
         print(report.table(results))
         print()
