@@ -1226,7 +1226,7 @@ def describe_environment():
     lines.append(", ".join(versions))
     lines.append(
         "OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "unset") + ", OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "unset")
-        + f", threads: fastdnn {'its own choice of 1 or one per core' if FASTDNN_THREADS == 'auto' else FASTDNN_THREADS} "
+        + f", threads: fastdnn {'its own choice: 1 thread, OpenBLAS threads or its pool of one per core' if FASTDNN_THREADS == 'auto' else FASTDNN_THREADS} "
         f"(OpenBLAS); {THREADS} for NumPy (OpenBLAS) and torch (intra-op); XLA: its CPU pool, one thread per core"
     )
     lines.append(f"BLAS at the start: {_blas_description()}")

@@ -6,7 +6,7 @@ configuration of the performance targets; "mnist" is 60000 x 784 -> 512 -> 256 -
 
 import numpy as np
 
-from .common import MODELS, BusyProcesses, model_and_data, warm_fit
+from .common import MODELS, SEQUENCE_AND_IMAGE_MODELS, BusyProcesses, model_and_data, sequence_or_image_model, warm_fit
 
 
 class TrainStep:
@@ -59,6 +59,33 @@ class TrainEpochLoaded(TrainEpoch):
         self.load = BusyProcesses(1).start()
 
     def teardown(self, label, batch):
+        self.load.stop()
+
+
+class SequenceAndImageEpoch:
+    """One epoch of LeNet-5 and of an LSTM(128) over 50 steps at batch 128, whose convolutions,
+    pooling and recurrent steps run as parts of the batch when fastdnn chooses its pool."""
+
+    params = list(SEQUENCE_AND_IMAGE_MODELS)
+    param_names = ["model"]
+    timeout = 300
+
+    def setup(self, label):
+        self.model, self.x, self.y = sequence_or_image_model(label)
+        warm_fit(self.model, self.x, self.y, 128)
+
+    def time_epoch(self, label):
+        self.model.fit(self.x, self.y, batch_size=128, epochs=1, verbose=0)
+
+
+class SequenceAndImageEpochLoaded(SequenceAndImageEpoch):
+    """`SequenceAndImageEpoch` with one busy process beside it (see `TrainEpochLoaded`)."""
+
+    def setup(self, label):
+        super().setup(label)
+        self.load = BusyProcesses(1).start()
+
+    def teardown(self, label):
         self.load.stop()
 
 

@@ -59,6 +59,29 @@ def model_and_data(label, n=None):
     return mlp(sizes), x, y
 
 
+#: Models whose layers run their batch as parts in fastdnn's pool (`fastdnn.threads.split_batch`):
+#: label -> (input shape, number of training samples). Both as in ``benchmarks/peers.py``.
+SEQUENCE_AND_IMAGE_MODELS = {"lenet-5 28x28x1": ((28, 28, 1), 1024), "lstm(128) 50x32": ((50, 32), 256)}
+
+
+def sequence_or_image_model(label, seed=0):
+    """``(model, x, y)``: LeNet-5 (ReLU convolutions, max pooling, 120-84-10) or LSTM(128) + softmax,
+    Adam and sparse crossentropy, on random data."""
+    shape, n = SEQUENCE_AND_IMAGE_MODELS[label]
+    fd.set_seed(seed)
+    layers = fd.layers
+    if label.startswith("lenet"):
+        body = [layers.Conv2D(6, 5, activation="relu", padding="same", input_shape=shape), layers.MaxPooling2D(2),
+                layers.Conv2D(16, 5, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
+                layers.Dense(120, activation="relu"), layers.Dense(84, activation="relu")]
+    else:
+        body = [layers.LSTM(128, input_shape=shape)]
+    model = fd.Sequential([*body, layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(seed)
+    return model, rng.standard_normal((n, *shape)).astype(np.float32), rng.integers(0, 10, n)
+
+
 def warm_fit(model, x, y, batch_size):
     """Compile (or load from the cache) every kernel ``fit`` uses and size the batch buffers.
 
