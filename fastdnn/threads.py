@@ -206,6 +206,7 @@ MIN_PART_ROWS = 8
 MIN_PART_FLOPS = 10_000_000
 
 _POOL = None
+_POOL_NAME = "fastdnn-pool"
 _POOL_PID = None
 _POOL_LOCK = threading.Lock()
 
@@ -215,7 +216,7 @@ def _pool(workers):
     with _POOL_LOCK:
         # a forked child inherits the pool object but not its threads: it needs a pool of its own
         if _POOL is None or _POOL._max_workers < workers or _POOL_PID != os.getpid():
-            _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastdnn")
+            _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_POOL_NAME)
             _POOL_PID = os.getpid()
         return _POOL
 
@@ -225,8 +226,10 @@ def _run_parts(bounds, body):
     them from 0): the first in this thread, the others in the pool; an exception in any part is
     raised after every part has finished."""
     ranges = [(lo, hi, part) for part, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
-    if len(ranges) == 1:
-        body(*ranges[0])
+    if len(ranges) == 1 or threading.current_thread().name.startswith(_POOL_NAME):
+        # one part; or a part that splits again: waiting on the pool from inside it could wait forever
+        for arguments in ranges:
+            body(*arguments)
         return
     # each part in a copy of the caller's context, so that its np.errstate holds in the pool too
     futures = [_pool(len(ranges) - 1).submit(contextvars.copy_context().run, body, *arguments) for arguments in ranges[1:]]
@@ -318,7 +321,7 @@ class ThreadChooser:
     """
 
     def __init__(self, candidates, apply, clock=time.perf_counter, probe_steps=4, probe_seconds=0.05, overhead=0.05,
-                 min_wait=1.0, max_wait=30.0, slow_factor=2.0, slow_steps=8, give_up=2.0,
+                 min_wait=1.0, max_wait=30.0, slow_factor=2.0, slow_steps=8, give_up=1.5,
                  worth_probing=lambda candidate: True, settle=lambda candidate: 0.0):
         self.candidates = tuple(candidates)
         self._apply = apply

@@ -243,10 +243,21 @@ def test_fuzz_activations(name, x):
     _ends_well(lambda: fd.activations.get(name)(x), {"x"})
 
 
-def test_predict_from_several_threads_matches_serial_calls(rng):
-    model = fd.Sequential([fd.layers.Dense(64, activation="tanh", input_shape=(16,)), fd.layers.Dense(5, activation="softmax")])
+PREDICT_MODELS = {
+    "dense": ((16,), lambda: [fd.layers.Dense(64, activation="tanh", input_shape=(16,))]),
+    "lstm": ((6, 4), lambda: [fd.layers.LSTM(8, input_shape=(6, 4))]),
+    "conv": ((8, 8, 1), lambda: [fd.layers.Conv2D(3, 3, activation="relu", input_shape=(8, 8, 1)), fd.layers.MaxPooling2D(2),
+                                 fd.layers.Conv2D(2, 2), fd.layers.Flatten()]),
+}
+
+
+@pytest.mark.parametrize("kind", list(PREDICT_MODELS))
+def test_predict_from_several_threads_matches_serial_calls(kind, plan, rng):
+    # under the pool plan, the callers' parts share fastdnn's pool
+    shape, body = PREDICT_MODELS[kind]
+    model = fd.Sequential([*body(), fd.layers.Dense(5, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    inputs = [rng.normal(size=(n, 16)).astype(np.float32) for n in (700, 1500, 33, 2048, 900, 1)]
+    inputs = [rng.normal(size=(n, *shape)).astype(np.float32) for n in (700, 1500, 33, 2048, 900, 1)]
     expected = [model.predict(x, batch_size=64) for x in inputs]
     results = [None] * len(inputs)
     barrier = threading.Barrier(len(inputs))

@@ -281,7 +281,7 @@ def test_long_steps_are_probed_in_shorter_blocks():
 
 def test_steps_within_the_settling_time_of_a_switch_are_not_timed():
     machine = FakeMachine({1: 0.010, 2: 0.006})
-    chooser = chooser_on(machine, probe_steps=4, settle=lambda count: 0.05 if count == 2 else 0.0)
+    chooser = chooser_on(machine, probe_steps=4, give_up=2.0, settle=lambda count: 0.05 if count == 2 else 0.0)
     # count 2: besides the first step after each switch, 8 more began within 0.05 s of it
     machine.run(chooser, 1 + 2 * (1 + 4) + 2 * (1 + 8 + 4) - 1)
     assert chooser.history == []
@@ -290,3 +290,14 @@ def test_steps_within_the_settling_time_of_a_switch_are_not_timed():
     assert chooser.history[0][1] == {1: pytest.approx(0.010), 2: pytest.approx(0.006)}
     machine.run(chooser, 1)
     assert machine.count == 2
+
+
+def test_a_part_that_splits_again_runs_its_parts_itself(pool_of):
+    pool_of(2)
+    ran = []
+
+    def inner(lo, hi, part):
+        ran.append((lo, hi))
+
+    threads.split_batch(64, lambda lo, hi, part: threads.split_batch(hi - lo, inner))  # would wait forever on the pool
+    assert sorted(ran) == [(0, 16), (0, 16), (16, 32), (16, 32)]
