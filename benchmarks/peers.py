@@ -65,7 +65,7 @@ import time
 import numpy as np
 
 THREADS = 2  # BLAS / intra-op threads of every peer (--threads)
-FASTDNN_THREADS = "auto"  # fastdnn's own choice, or a pinned count (--fastdnn-threads)
+FASTDNN_THREADS = "auto"  # fastdnn's own choice, a pinned count or pool:N (--fastdnn-threads)
 PEER_NAMES = ("fastdnn", "keras-jax", "torch", "numpy")
 
 
@@ -171,11 +171,20 @@ def mlp_step_flops_per_sample(sizes):
 # -- peers: each returns a callable that runs the workload once (the harness warms it up first) ----
 
 
+def _fastdnn_threads(value):
+    """``--fastdnn-threads``: auto, a positive count, or pool:N."""
+    count = value.removeprefix("pool:")
+    if value != "auto" and not (count.isdigit() and int(count) > 0):
+        raise argparse.ArgumentTypeError(f"expected auto, a positive number or pool:N, received {value!r}")
+    return value
+
+
 def fastdnn_peer(work):
     import fastdnn as fd
 
     if FASTDNN_THREADS != "auto":
-        fd.set_num_threads(int(FASTDNN_THREADS))
+        pool = FASTDNN_THREADS.startswith("pool:")
+        fd.set_num_threads(int(FASTDNN_THREADS.removeprefix("pool:")), pool=pool)
     model = fastdnn_model(work)
     model.fit(work.x[: 4 * work.batch_size], work.y[: 4 * work.batch_size], batch_size=work.batch_size, verbose=0)
     return lambda: model.fit(work.x, work.y, batch_size=work.batch_size, epochs=1, verbose=0)
@@ -1281,7 +1290,7 @@ def main(argv=None):
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS + ("all",), default=None,
                         help="epoch conditions (default: idle; loaded with --load; same-process with --same-process)")
     parser.add_argument("--baseline", metavar="FOLDER", help="also run the fastdnn found in FOLDER (as fastdnn-base) in its own processes")
-    parser.add_argument("--fastdnn-threads", default="auto", help="fastdnn's thread count: auto (its own choice) or a number")
+    parser.add_argument("--fastdnn-threads", default="auto", type=_fastdnn_threads, help="fastdnn's threads: auto (its own choice), a number (that many BLAS threads) or pool:N (its pool of N)")
     parser.add_argument("--peers", nargs="*", default=list(PEER_NAMES), choices=PEER_NAMES)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pause", type=float, default=0.25, help="seconds between runs, for spinning threads to settle")

@@ -127,19 +127,22 @@ def available_cores():
 _PINNED = None  # the count fd.set_num_threads(n) asked for; None: fastdnn chooses
 
 
-def set_num_threads(n):
+def set_num_threads(n, pool=False):
     """Use ``n`` threads in numba's parallel kernels and in the BLAS matrix products.
 
     By default (and after ``set_num_threads(None)``) fastdnn chooses how to thread its work while it
     trains, by timing the training step with one thread, with one BLAS thread per core and, when the
     model has work to split, with its own pool (see `fastdnn.threads`). A number pins ``n`` BLAS
-    threads (``Plan(n, 1)``) and turns that choice off.
+    threads (``Plan(n, 1)``) and turns that choice off; with ``pool=True`` it pins fastdnn's pool
+    of ``n`` threads over single-threaded BLAS instead (``Plan(1, n)``).
 
     Parameters
     ----------
     n : int or None
         At least 1 and at most ``numba.config.NUMBA_NUM_THREADS`` (the cores numba saw at start);
         None returns the choice to fastdnn.
+    pool : bool
+        Pin the pool plan rather than the BLAS's threads.
     """
     global _PINNED
     if n is None:
@@ -148,12 +151,14 @@ def set_num_threads(n):
             _CHOOSER.forget()
         return
     n = validation.positive_int(n, "n")
+    if not isinstance(pool, (bool, np.bool_)):
+        raise TypeError(f"pool: expected True or False, received {pool!r}")
     limit = numba.config.NUMBA_NUM_THREADS
     if n > limit:
         raise ValueError(f"n: expected at most {limit} threads (NUMBA_NUM_THREADS), received {n}")
     _PINNED = n
     numba.set_num_threads(n)
-    use_plan(Plan(n, 1))
+    use_plan(Plan(1, n) if pool else Plan(n, 1))
 
 
 def get_num_threads():

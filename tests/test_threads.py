@@ -301,3 +301,11 @@ def test_a_part_that_splits_again_runs_its_parts_itself(pool_of):
 
     threads.split_batch(64, lambda lo, hi, part: threads.split_batch(hi - lo, inner))  # would wait forever on the pool
     assert sorted(ran) == [(0, 16), (0, 16), (16, 32), (16, 32)]
+
+
+def test_the_pool_can_be_pinned(restore_threads):
+    fd.set_num_threads(2, pool=True)
+    assert fd.get_num_threads()["plan"] == threads.Plan(1, 2) and fd.get_num_threads()["policy"] == "pinned"
+    assert str(threads.Plan(1, 2)) == "pool of 2" and str(threads.Plan(2, 1)) == "BLAS 2" and str(threads.Plan(1, 1)) == "1 thread"
+    with pytest.raises(TypeError, match="pool: expected True or False, received 'yes'"):
+        fd.set_num_threads(2, pool="yes")
