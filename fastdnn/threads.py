@@ -13,10 +13,11 @@ this was measured on, a 784-512-256-10 MLP epoch at batch 32 took 10x longer wit
 with one while other work ran).
 
 A third way suits the recurrent layers, whose steps are long runs of small products that OpenBLAS
-splits badly even on an idle machine: the rows of the batch are independent through all the steps,
-so fastdnn's own pool runs them as parts side by side (`split_batch`), each part calling the BLAS
-single-threaded; the threads meet once per layer call, not once per product, and a waiting thread
-blocks instead of spinning. Large products are cut into parts too (`matmul`). This only works with
+splits badly even on an idle machine, and the convolution and pooling layers, whose kernels are
+serial: the rows of the batch are independent through a whole layer call (all the steps of a
+recurrent layer), so fastdnn's own pool runs them as parts side by side (`split_batch`), each part
+calling the BLAS single-threaded; the threads meet once per layer call, not once per product, and
+a waiting thread blocks instead of spinning. Large products are cut into parts too (`matmul`). This only works with
 the BLAS's own threads off: after a product with two threads, OpenBLAS's idle thread keeps spinning
 for a while and takes the core a part needs (an LSTM(128) forward pass over 50 steps at batch 128
 took 19.0 ms in two parts with the BLAS's threads on between calls, 12.3 ms with them off, 19.5 ms
@@ -30,8 +31,8 @@ and times them again from time to time; ``fit`` drives it with one call per step
 ``fd.set_num_threads(None)`` turns it back on. ``FASTDNN_NUM_THREADS`` (an integer) pins a count
 from the start.
 
-The choice can change the count during training, and OpenBLAS's products with one and with two
-threads may differ in the last bit: pin the count for bit-identical runs.
+The choice can change the plan during training, and OpenBLAS's products with one and with two
+threads (or cut into parts) may differ in the last bit: pin the count for bit-identical runs.
 """
 
 import collections
@@ -259,10 +260,9 @@ def split_batch(n, body):
     """Run ``body(lo, hi, part)`` over parts of the rows ``0..n``, side by side under a pool plan.
 
     ``body`` must touch only its own rows of its outputs (and the scratch space of its ``part``,
-    ``0 <= part < part_count(n)``). Under a `Plan` with ``parts > 1``, the
-    rows are cut into that many parts (as even as they allow, none under `MIN_PART_ROWS` rows), one
-    per thread of fastdnn's pool (the caller's thread takes the first), each calling the
-    single-threaded BLAS. The threads meet once per call, not once per product, and a thread that
+    ``0 <= part < part_count(n)``). Under a `Plan` with ``parts > 1``, the rows are cut into that
+    many parts (as even as they allow, none under `MIN_PART_ROWS` rows), one per thread of
+    fastdnn's pool (the caller's thread takes the first), each calling the single-threaded BLAS. The threads meet once per call, not once per product, and a thread that
     waits blocks instead of spinning. Otherwise ``body(0, n, 0)`` runs in the caller's thread.
     """
     global _SPLITTABLE
@@ -447,7 +447,7 @@ def _candidates():
 
 def _worth_probing(plan):
     """A pool plan is probed only when the steps since the last probe ran a `split_batch` big enough
-    to split (a recurrent layer): for products alone, the BLAS's own threads were as fast or faster
+    to split (a recurrent, convolution or pooling layer): for products alone, the BLAS's own threads were as fast or faster
     (784-512-256-10 MLP epochs at batch 128 and 1024: pool 0.75 and 0.62 of one thread's time,
     BLAS 0.60 and 0.59)."""
     return plan.parts == 1 or _pool_helps()
