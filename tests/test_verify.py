@@ -168,10 +168,12 @@ def test_each_case_checks_the_same_inputs_alone_in_order_or_in_worker_processes(
     alone, _ = run.run(only="layer:LSTM(3) 2x4x2->2x3")
     together, _ = run.run(only=pattern)
     again, _ = run.run(only=pattern)
-    spread, _ = run.run(only=pattern, jobs=2)
-    assert len(together) > len(alone) and rows(together) == rows(again) == rows(spread)
+    assert len(together) > len(alone) and rows(together) == rows(again)
     assert alone and rows(alone) == rows([r for r in together if r.op == "layer:LSTM(3) 2x4x2->2x3"])
-    assert all(r.passed for r in spread)
+    few = "layer:Dense(tanh)*"  # few kernels to compile in the workers
+    in_process, _ = run.run(only=few)
+    spread, _ = run.run(only=few, jobs=2)
+    assert len(spread) > 4 and rows(spread) == rows(in_process) and all(r.passed for r in spread)
 
 
 def test_jobs_must_be_positive(capsys):
