@@ -25,6 +25,9 @@ settings.register_profile("long", max_examples=5000, deadline=None, suppress_hea
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 DTYPES = [np.float32, np.float64]
+#: (dtype, plan) for the kernel tests: both float types on one thread, and float64 under the pool
+#: (`plan`; its slicing of the batch does not depend on the float type).
+DTYPE_PLANS = [(np.float32, "one thread"), (np.float64, "one thread"), (np.float64, "pool of 3")]
 # (rows, columns) including a batch of 1, a single column and non-square shapes.
 SHAPES = [(1, 1), (1, 7), (5, 1), (3, 4), (17, 9), (64, 33)]
 

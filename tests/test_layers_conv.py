@@ -6,7 +6,7 @@ import pytest
 import fastdnn as fd
 from fastdnn.kernels.cpu import activation as activation_kernels
 from fastdnn.kernels.cpu import conv as conv_kernels
-from tests.conftest import DTYPES
+from tests.conftest import DTYPE_PLANS, DTYPES
 from fastdnn.verify import reference
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -45,7 +45,7 @@ def _per_axis(value, rank):
     return (value,) * rank if isinstance(value, int) else tuple(value)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype, plan", DTYPE_PLANS, indirect=["plan"])
 @pytest.mark.parametrize("spec", CONV2D + CONV1D)
 def test_conv_layer_matches_reference(dtype, spec, plan, rng):
     shape, filters, kernel_size, strides, padding, dilation, activation = spec

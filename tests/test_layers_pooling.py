@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastdnn as fd
-from tests.conftest import DTYPES
+from tests.conftest import DTYPE_PLANS, DTYPES
 from fastdnn.verify import reference
 
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
@@ -30,7 +30,7 @@ def _as_2d(x, rank):
     return x if rank == 2 else x[:, None]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype, plan", DTYPE_PLANS, indirect=["plan"])
 @pytest.mark.parametrize("kind", ["max", "average"])
 @pytest.mark.parametrize("spec", POOL2D + POOL1D)
 def test_pooling_matches_reference(dtype, kind, spec, plan, rng):

@@ -71,13 +71,17 @@ def case_rng(case, seed):
     return np.random.default_rng(sequence)
 
 
-def _run_range(only, mode, seed, first, last):
-    """Results of the selected cases ``first .. last - 1``, in order."""
+def _run_cases(chosen_cases, mode, seed):
     results = []
-    for case, preferred in selected(only, seed)[first:last]:
+    for case, preferred in chosen_cases:
         chosen = preferred if (mode is None or case.kind == "update_rule") else mode
         results.extend(run_case(case, chosen, case_rng(case, seed)))
     return results
+
+
+def _run_range(only, mode, seed, first, last):
+    """Results of the selected cases ``first .. last - 1``, in order (in a worker process)."""
+    return _run_cases(selected(only, seed)[first:last], mode, seed)
 
 
 def _one_thread():
@@ -101,14 +105,15 @@ def run(only=None, mode=None, seed=0, jobs=1):
     per `CASES_PER_JOB` cases. Returns ``(results, seconds)``.
     """
     start = time.perf_counter()
-    count = len(selected(only, seed))
+    chosen_cases = selected(only, seed)
+    count = len(chosen_cases)
     if jobs is None:
         from fastdnn.threads import available_cores
 
         jobs = min(available_cores(), count // CASES_PER_JOB)
     jobs = max(1, min(jobs, count))
     if jobs == 1:
-        return _run_range(only, mode, seed, 0, count), time.perf_counter() - start
+        return _run_cases(chosen_cases, mode, seed), time.perf_counter() - start
     chunks = min(count, 2 * jobs)
     bounds = [count * k // chunks for k in range(chunks + 1)]
     context = multiprocessing.get_context("spawn")
