@@ -7,7 +7,7 @@ does fastdnn's own generator, which initializes the weights of the models a case
 sees the same inputs whatever else runs, so ``--only`` reproduces what the full run checked, and
 the cases can run in any order or process. On a machine without numba's cache (a first run), most
 of the time goes into compiling the kernels the cases reach; ``jobs`` processes compile different
-families side by side (each process one contiguous run of the case list, whose neighbours share
+families side by side (each takes contiguous runs of the case list, whose neighbours share
 kernels), and the cache they fill serves every later run.
 """
 
