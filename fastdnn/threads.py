@@ -275,6 +275,9 @@ def matmul(a, b, out):
     """``np.matmul(a, b, out=out)`` for 2-d arrays, cut into parts of ``out``'s rows (or columns,
     when it has fewer rows than columns) under a pool plan, when each part keeps at least
     `MIN_PART_FLOPS`."""
+    if _PLAN.parts == 1:  # the common case first: a product costs a few microseconds of Python
+        np.matmul(a, b, out=out)
+        return
     rows, cols = out.shape
     flops = 2 * rows * cols * a.shape[1]
     parts = min(_PLAN.parts, flops // MIN_PART_FLOPS, max(rows, cols))
