@@ -197,7 +197,7 @@ def test_fastdnn_pool_splits_the_batch_and_every_product(cls, return_sequences, 
 
     monkeypatch.setattr(threads, "MIN_PART_FLOPS", 1)
     monkeypatch.setattr(threads, "MIN_PART_ROWS", 4)
-    n, T, D, units = 37, 6, 5, 7  # parts of 12-13 rows
+    n, T, D, units = 37, 6, 5, 7  # parts of 18-19 rows, or of 12-13
     layer = _built(cls(units, return_sequences=return_sequences), (n, T, D), np.float64)
     for value in layer.params.values():
         value[...] = rng.normal(0.0, 0.5, value.shape)
