@@ -17,8 +17,9 @@ Weights (and optimizer state, and the dropout layers' random streams) are broadc
 ``fit`` starts, the shuffling order is rank 0's, metrics and validation are reduced across ranks, and
 only rank 0 prints progress and writes checkpoints or CSV logs. Layers that see the whole batch get a
 `Shard` from ``fit``: BatchNormalization sums its statistics over the ranks with `allreduce_sum`
-(``synchronized``), and Dropout hashes each row's global position, so N ranks train like one process. Ranks that disagree on the model, the data or the ``fit`` arguments get the
-same clear error together; an exception on one rank during training aborts the whole job (with the
+(``synchronized``), and Dropout hashes each row's global position, so N ranks train like one
+process. Ranks that disagree on the model, the data or the ``fit`` arguments get the same clear
+error together; an exception on one rank during training aborts the whole job (with the
 traceback printed) instead of leaving the others waiting forever.
 """
 

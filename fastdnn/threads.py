@@ -450,9 +450,10 @@ def _candidates():
 
 def _worth_probing(plan):
     """A pool plan is probed only when the steps since the last probe ran a `split_batch` big enough
-    to split (a recurrent, convolution or pooling layer): for products alone, the BLAS's own threads were as fast or faster
-    (784-512-256-10 MLP epochs at batch 128 and 1024: pool 0.75 and 0.62 of one thread's time,
-    BLAS 0.60 and 0.59)."""
+    to split (a recurrent, convolution or pooling layer): for products alone, the BLAS's own threads
+    were as fast or faster idle, and one thread beside a busy process (784-512-256-10 MLP epochs at
+    batch 128 and 1024, idle: pool 0.75 and 0.62 of one thread's time, BLAS 0.60 and 0.59; beside
+    a busy process: pool 1.03 and 1.09, BLAS 2.04 and 1.37)."""
     return plan.parts == 1 or _pool_helps()
 
 
