@@ -73,6 +73,32 @@ def test_float32_stays_close_to_float64(name, rule, hyper, rng):
     np.testing.assert_allclose(params32[0], _reference_run(rule, hyper, p0, grads), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, rule, hyper", CONFIGS)
+def test_state_decaying_below_the_smallest_normal_becomes_zero(name, rule, hyper, dtype, rng):
+    """A weight whose gradient stays 0 (a dead ReLU unit): its momentum and moving averages decay,
+    and reach 0 rather than subnormal numbers (every operation on one is slow on x86). A NaN stays NaN."""
+    tiny = np.finfo(dtype).tiny
+    p0 = rng.normal(size=8).astype(dtype)
+    optimizer = _make(name, hyper)
+    optimizer.build(p0.size, dtype)
+    for state in optimizer.state.values():
+        state[:] = tiny * dtype(1.0005)  # one decay by a factor below 0.9995 makes it subnormal
+    p, g = p0.copy(), np.zeros_like(p0)
+    for _ in range(3):
+        optimizer.step(p, g)
+    np.testing.assert_array_equal(p, p0)  # a step of (nearly) nothing
+    for key, state in optimizer.state.items():
+        subnormal = (state != 0) & (np.abs(state) < tiny)
+        assert not subnormal.any(), f"{key}: {state[subnormal][:3]} subnormal"
+    g[0] = np.nan
+    optimizer.step(p, g)
+    assert np.isnan(p[0]) and np.isfinite(p[1:]).all()
+    for key, state in optimizer.state.items():
+        if key != "velocity_hat":  # max(v_hat, NaN) is the rule's business, not the flush's
+            assert np.isnan(state[0]), key
+
+
 def test_compile_names_mean_keras_defaults():
     assert fd.optimizers.get("sgd").get_config() == {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0, "nesterov": False}
     momentum = fd.optimizers.get("momentum")

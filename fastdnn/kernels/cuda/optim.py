@@ -3,6 +3,10 @@
 Same formulas, argument order and in-place outputs as the CPU module (Keras 3's update rules).
 Hyperparameters arrive in the buffers' dtype; state buffers a configuration does not use are empty
 device arrays and never touched.
+
+One difference: the CPU kernels flush decaying state to 0 once it falls below the smallest normal
+number (subnormal numbers take a slow path on x86 CPUs); GPUs handle them at full speed, so these
+keep them. The two differ by less than the smallest normal number.
 """
 
 import math
