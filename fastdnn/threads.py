@@ -304,11 +304,14 @@ class ThreadChooser:
     steps in that probe (under load, two threads can be ten times slower than one: probing them
     fully would cost more than the choice saves).
 
-    The next probe comes when the time since the last one is at least ``1 / overhead`` times what
-    the probe cost beyond running the winner throughout (so that probing costs at most about
-    ``overhead`` of the training time), and at least ``min_wait`` seconds; the wait doubles each
-    time a probe confirms the previous choice, up to ``max_wait``, and starts again when the choice
-    changes. A probe also comes early (but not before the probing budget allows) when
+    The next probe comes when the training time since the last one is at least ``1 / overhead``
+    times what the probe cost beyond running the winner throughout (so that probing costs at most
+    about ``overhead`` of the training time), and at least ``min_wait`` seconds; the wait doubles
+    each time a probe confirms the previous choice, up to ``max_wait``, and starts again when the
+    choice changes. Training time is the sum of the steps: `resume` marks a pause (between epochs,
+    between calls of ``fit``), which neither counts as a step nor brings the next probe nearer.
+    Otherwise a user who trains an epoch at a time with other work between (or a benchmark that
+    interleaves libraries) gets a probe at every epoch. A probe also comes early (but not before the probing budget allows) when
     ``slow_steps`` steps in a row took more than ``slow_factor`` times the winner's probed median:
     the load changed.
 
@@ -356,6 +359,12 @@ class ThreadChooser:
         self._backoff = self.min_wait
         self._plan = []
         self._slow = 0
+        self._elapsed = 0.0  # training seconds: the sum of the steps, pauses left out
+
+    def resume(self):
+        """Steps resume after a pause (a new epoch, or ``fit`` called again): the time until the
+        next `step` is not a step."""
+        self._last = None
 
     def step(self, key=None):
         """Note that one step ended. ``key`` names what is being stepped (a model): another key
@@ -366,15 +375,18 @@ class ThreadChooser:
             self._key = id(key)
         last, self._last = self._last, now
         if last is None:
-            self._start_probe(now)
-            return
+            if self.choice is None and not self._plan:  # this key's first step
+                self._start_probe(now)
+            return  # the first step after a pause: its time includes the pause
+        seconds = now - last
+        self._elapsed += seconds
         if self._plan:
-            self._probe_step(now - last, now)
-        elif now >= self._next_probe:
+            self._probe_step(seconds, now)
+        elif self._elapsed >= self._next_probe:
             self._start_probe(now)
-        elif now - last > self.slow_factor * self._best:
+        elif seconds > self.slow_factor * self._best:
             self._slow += 1
-            if self._slow >= self.slow_steps and now >= self._earliest:
+            if self._slow >= self.slow_steps and self._elapsed >= self._earliest:
                 self._start_probe(now)
         else:
             self._slow = 0
@@ -389,7 +401,7 @@ class ThreadChooser:
         self._times = {count: [] for count in candidates}
         self._lead, self._block = [], []
         self._probe_count = 0
-        self._probe_started = now
+        self._probe_started = self._elapsed
         self._switch(now)
 
     def _switch(self, now):
@@ -421,13 +433,13 @@ class ThreadChooser:
         if not medians:  # every count was dropped on its untimed step alone: keep the one probed first
             medians = {self.candidates[0]: seconds}
         best = min(medians, key=medians.get)
-        excess = max(0.0, (now - self._probe_started) - self._probe_count * medians[best])
+        excess = max(0.0, (self._elapsed - self._probe_started) - self._probe_count * medians[best])
         self._backoff = min(self.max_wait, 2 * self._backoff) if best == self.choice else self.min_wait
         self.choice = best
         self._best = medians[best]
         self._slow = 0
-        self._earliest = now + excess / self.overhead
-        self._next_probe = max(self._earliest, now + self._backoff)
+        self._earliest = self._elapsed + excess / self.overhead
+        self._next_probe = max(self._earliest, self._elapsed + self._backoff)
         self.history.append((now, medians, best))
         self._apply(best)
 
@@ -476,6 +488,11 @@ def training_step(model):
     """Called by ``fit`` after every training step: drives the automatic choice (nothing when pinned)."""
     if _PINNED is None:
         _CHOOSER.step(model)
+
+
+def training_resumes():
+    """Called by ``fit`` before each epoch's steps: the time since the last step was a pause."""
+    _CHOOSER.resume()
 
 
 def chooser():

@@ -408,6 +408,7 @@ class Trainer:
         """
         if self._device == "cuda":
             return backend.engine_for(self).train_epoch(x, targets, batch_size, shuffle, hooks)
+        threads.training_resumes()  # the time since the last step (callbacks, validation, the caller's own work) is no step
         parallel = self._parallel
         xs, ts = _listed(x), _listed(targets)
         n = xs[0].shape[0]

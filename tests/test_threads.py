@@ -130,6 +130,22 @@ def test_steps_slowing_down_bring_the_probe_early():
     assert chooser.choice == 1
 
 
+def test_pauses_between_epochs_are_not_training_time():
+    """An epoch at a time with other work between (or libraries interleaved in a benchmark): the
+    pauses neither count as steps nor bring the next probe nearer."""
+    machine = FakeMachine({1: 0.010, 2: 0.006})
+    chooser = chooser_on(machine, probe_steps=4, overhead=0.05, min_wait=1.0, max_wait=30.0)
+    for _ in range(20):
+        chooser.resume()
+        machine.now += 5.0  # the caller's own work
+        machine.run(chooser, 100)  # 0.6 s of steps with two threads
+    # about 12 s of training: the first probe, then waits of 1, 2, 4 s of training (at every
+    # epoch, had the 5 s pauses counted)
+    assert [chosen for _, _, chosen in chooser.history] == [2, 2, 2, 2]
+    for _, medians, _ in chooser.history:  # no step was timed across a pause
+        assert medians == {1: pytest.approx(0.010), 2: pytest.approx(0.006)}
+
+
 def test_another_model_starts_a_new_probe():
     machine = FakeMachine({1: 0.010, 2: 0.006})
     chooser = chooser_on(machine, probe_steps=2, min_wait=100.0, max_wait=100.0)
