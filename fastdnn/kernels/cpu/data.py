@@ -30,13 +30,16 @@ def all_finite(flat):
 
     ``v * 0`` is 0 for a finite ``v`` and NaN for infinities and NaN, so a sum of them is a
     reduction LLVM vectorizes (an early ``return`` per element would not: 2x slower over 47M
-    floats); blocks of 4096 still stop early at the first bad block.
+    floats); blocks of 4096 still stop early at the first bad block. Each block is a view indexed
+    from 0: indexed by ``start + i``, numba tests every index for negative wraparound, and that
+    test stops the vectorizer (47M float32, the MNIST training set: 55 ms, against 8 ms).
     """
     n = flat.shape[0]
     for start in range(0, n, 4096):
-        acc = flat[start] * 0
-        for i in range(start, min(start + 4096, n)):
-            acc += flat[i] * 0
+        block = flat[start : start + 4096]
+        acc = block[0] * 0
+        for i in range(block.shape[0]):
+            acc += block[i] * 0
         if acc != 0:
             return False
     return True

@@ -168,13 +168,12 @@ def clip_segments_by_norm(g, offsets, max_norm):
     One segment per variable is Keras's ``clipnorm``; one segment over everything is ``global_clipnorm``.
     """
     for k in range(offsets.shape[0] - 1):
-        start = offsets[k]
-        stop = offsets[k + 1]
+        segment = g[offsets[k] : offsets[k + 1]]  # a view indexed from 0: no wraparound test per element
         total = 0.0
-        for i in range(start, stop):
-            total += float(g[i]) * float(g[i])
+        for i in range(segment.shape[0]):
+            total += float(segment[i]) * float(segment[i])
         norm = math.sqrt(total)
         if norm > max_norm:
             scale = max_norm / norm
-            for i in range(start, stop):
-                g[i] *= scale
+            for i in range(segment.shape[0]):
+                segment[i] *= scale
