@@ -306,12 +306,13 @@ class ThreadChooser:
 
     The next probe comes when the training time since the last one is at least ``1 / overhead``
     times what the probe cost beyond running the winner throughout (so that probing costs at most
-    about ``overhead`` of the training time), and at least ``min_wait`` seconds; the wait doubles
-    each time a probe confirms the previous choice, up to ``max_wait``, and starts again when the
-    choice changes. Training time is the sum of the steps: `resume` marks a pause (between epochs,
-    between calls of ``fit``), which neither counts as a step nor brings the next probe nearer.
-    Otherwise a user who trains an epoch at a time with other work between (or a benchmark that
-    interleaves libraries) gets a probe at every epoch. A probe also comes early (but not before the probing budget allows) when
+    about ``overhead`` of the training time), and at least ``min_wait`` seconds have passed; the
+    wait doubles each time a probe confirms the previous choice, up to ``max_wait``, and starts
+    again when the choice changes. Training time is the sum of the steps: `resume` marks a pause
+    (between epochs, between calls of ``fit``), which is not a step and does not count toward the
+    budget (else a user who trains an epoch at a time with other work between, or a benchmark that
+    interleaves libraries, pays a probe at every epoch), but does count toward the wait: the load
+    may change in a pause. A probe also comes early (but not before the probing budget allows) when
     ``slow_steps`` steps in a row took more than ``slow_factor`` times the winner's probed median:
     the load changed.
 
@@ -382,7 +383,7 @@ class ThreadChooser:
         self._elapsed += seconds
         if self._plan:
             self._probe_step(seconds, now)
-        elif self._elapsed >= self._next_probe:
+        elif now >= self._next_probe and self._elapsed >= self._earliest:
             self._start_probe(now)
         elif seconds > self.slow_factor * self._best:
             self._slow += 1
@@ -395,7 +396,7 @@ class ThreadChooser:
         candidates = [candidate for candidate in self.candidates if self._worth_probing(candidate)]
         if len(candidates) < 2:
             self.choice = candidates[0] if candidates else None
-            self._next_probe = self._best = float("inf")
+            self._next_probe = self._earliest = self._best = float("inf")
             return
         self._plan = [count for _ in range(2) for count in candidates]
         self._times = {count: [] for count in candidates}
@@ -438,8 +439,8 @@ class ThreadChooser:
         self.choice = best
         self._best = medians[best]
         self._slow = 0
-        self._earliest = self._elapsed + excess / self.overhead
-        self._next_probe = max(self._earliest, self._elapsed + self._backoff)
+        self._earliest = self._elapsed + excess / self.overhead  # training time: the budget
+        self._next_probe = now + self._backoff  # wall-clock time: the load may change in a pause
         self.history.append((now, medians, best))
         self._apply(best)
 
