@@ -126,7 +126,7 @@ class OptimizerStep:
         self.optimizer.step(self.params, self.grads)
 
 
-class OptimizerStepDeadUnits:
+class OptimizerStepDeadUnits(OptimizerStep):
     """Adam's step when most gradients are 0 (dead ReLU units) and the state they left has decayed
     to the smallest normal numbers. The kernels flush such state to 0 rather than step on subnormal
     numbers, which x86 CPUs handle on a slow path: without the flush this step took 2.1 times
@@ -137,18 +137,9 @@ class OptimizerStepDeadUnits:
     """
 
     params = (["adam"], ["1M"])
-    param_names = ["rule", "parameters"]
 
     def setup(self, rule, count):
-        size = PARAMETER_COUNTS[count]
-        rng = np.random.default_rng(0)
-        self.optimizer = fd.optimizers.get(rule)
-        self.optimizer.build(size, np.float32)
-        self.params = rng.standard_normal(size, dtype=np.float32)
-        self.grads = rng.standard_normal(size, dtype=np.float32) * np.float32(1e-3)
-        self.grads[: size * 85 // 100] = 0  # 85% of Adam's momentum was subnormal after one such epoch
+        super().setup(rule, count)
+        self.grads[: self.grads.size * 85 // 100] = 0  # 85% of Adam's momentum was subnormal after one such epoch
         for state in self.optimizer.state.values():
             state[:] = np.finfo(np.float32).tiny
-
-    def time_step(self, rule, count):
-        self.optimizer.step(self.params, self.grads)
