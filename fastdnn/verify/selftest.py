@@ -174,7 +174,7 @@ MUTATIONS = [
              "p[i] += momentum * velocity - step", "p[i] += momentum * velocity + step",
              "optimizer:nag", patch=((O, "momentum_step", "momentum_step"),)),
     Mutation("missing factor", "RMSprop second moment without (1 - rho)", O, "rmsprop_step",
-             "v = rho * vel[i] + keep * grad * grad", "v = rho * vel[i] + grad * grad",
+             "rho * vel[i] + keep * grad * grad", "rho * vel[i] + grad * grad",
              "optimizer:rmsprop", patch=((O, "rmsprop_step", "rmsprop_step"),)),
     Mutation("flipped sign", "centered RMSprop adds the squared mean", O, "rmsprop_step",
              "v - a * a + epsilon", "v + a * a + epsilon",
