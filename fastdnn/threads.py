@@ -17,9 +17,9 @@ splits badly even on an idle machine, and the convolution and pooling layers, wh
 serial: the rows of the batch are independent through a whole layer call (all the steps of a
 recurrent layer), so fastdnn's own pool runs them as parts side by side (`split_batch`), each part
 calling the BLAS single-threaded; the threads meet once per layer call, not once per product, and
-a waiting thread blocks instead of spinning. Large products are cut into parts too (`matmul`). This only works with
-the BLAS's own threads off: after a product with two threads, OpenBLAS's idle thread keeps spinning
-for a while and takes the core a part needs (an LSTM(128) forward pass over 50 steps at batch 128
+a waiting thread blocks instead of spinning. Large products are cut into parts too (`matmul`).
+This only works with the BLAS's own threads off: after a product with two threads, OpenBLAS's idle
+thread keeps spinning for a while and takes the core a part needs (an LSTM(128) forward pass over 50 steps at batch 128
 took 19.0 ms in two parts with the BLAS's threads on between calls, 12.3 ms with them off, 19.5 ms
 on one thread).
 
@@ -262,8 +262,9 @@ def split_batch(n, body):
     ``body`` must touch only its own rows of its outputs (and the scratch space of its ``part``,
     ``0 <= part < part_count(n)``). Under a `Plan` with ``parts > 1``, the rows are cut into that
     many parts (as even as they allow, none under `MIN_PART_ROWS` rows), one per thread of
-    fastdnn's pool (the caller's thread takes the first), each calling the single-threaded BLAS. The threads meet once per call, not once per product, and a thread that
-    waits blocks instead of spinning. Otherwise ``body(0, n, 0)`` runs in the caller's thread.
+    fastdnn's pool (the caller's thread takes the first), each calling the single-threaded BLAS.
+    The threads meet once per call, not once per product, and a thread that waits blocks instead of
+    spinning. Otherwise ``body(0, n, 0)`` runs in the caller's thread.
     """
     global _SPLITTABLE
     if n >= 2 * MIN_PART_ROWS:
